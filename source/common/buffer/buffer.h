@@ -1,0 +1,83 @@
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/strings/string_view.h"
+#include "source/common/buffer/block_pool.h"
+
+namespace tern {
+namespace buffer {
+
+// A chain of slices over pooled blocks. Moving a whole buffer (or whole slices) into
+// another moves pointers, not bytes; only a slice split at the boundary of a partial move
+// is copied. An empty buffer holds no block, so an idle connection holds no buffer memory.
+class Buffer {
+public:
+  explicit Buffer(BlockPool* pool = nullptr) : pool_(pool ? pool : &BlockPool::fallback()) {}
+  ~Buffer() { clear(); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  size_t length() const { return length_; }
+  bool empty() const { return length_ == 0; }
+  BlockPool& pool() const { return *pool_; }
+
+  void add(const void* data, size_t len);
+  void add(absl::string_view s) { add(s.data(), s.size()); }
+  // Copies `other`'s bytes (other is unchanged).
+  void addCopy(const Buffer& other);
+  // Moves all of `other` to the end of this buffer.
+  void move(Buffer& other);
+  // Moves the first `len` bytes of `other`.
+  void move(Buffer& other, size_t len);
+  void drain(size_t len);
+  void clear() { drain(length_); }
+
+  // Copies `len` bytes starting at `start` into `out` (the caller checked the range).
+  void copyOut(size_t start, size_t len, void* out) const;
+  std::string toString() const;
+  // Byte at `index` (< length()).
+  uint8_t peek(size_t index) const;
+
+  // Reading from a socket: reserve() fills up to `max_iov` iovecs with writable room at
+  // the tail, at least `want` bytes in all; commit(n) then appends the first n bytes
+  // written there. Room left unused returns to the pool at once.
+  size_t reserve(size_t want, iovec* iov, size_t max_iov);
+  void commit(size_t n);
+
+  // Writing to a socket: iovecs over the leading slices (at most `max_iov`).
+  size_t getReadableSlices(iovec* iov, size_t max_iov) const;
+
+  size_t sliceCount() const { return slices_.size() - head_; }
+
+private:
+  struct Slice {
+    Block* block;
+    uint32_t start; // first readable byte
+    uint32_t end;   // one past the last readable byte
+    uint32_t size() const { return end - start; }
+    uint32_t room() const { return block->capacity - end; }
+  };
+
+  void pushSlice(const Slice& s);
+  void popFront();
+  Slice* tail() { return slices_.size() > head_ ? &slices_.back() : nullptr; }
+
+  BlockPool* pool_;
+  // head_ indexes the first live slice so draining the front is O(1); the vector is
+  // compacted when it empties. Two slices fit inline: most buffers never allocate here.
+  absl::InlinedVector<Slice, 2> slices_;
+  uint32_t head_{0};
+  size_t length_{0};
+  // Blocks handed out by reserve() and not yet committed.
+  absl::InlinedVector<Block*, 2> reserved_;
+  bool reserved_tail_{false}; // the first reserved iovec was the tail slice's room
+};
+
+} // namespace buffer
+} // namespace tern

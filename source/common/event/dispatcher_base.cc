@@ -1,0 +1,151 @@
+#include "source/common/event/dispatcher_base.h"
+
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace tern {
+namespace event {
+
+namespace {
+thread_local const DispatcherBase* t_current = nullptr;
+}
+
+DispatcherBase::ScopedCurrent::ScopedCurrent(const DispatcherBase* d) : prev_(t_current) {
+  t_current = d;
+}
+DispatcherBase::ScopedCurrent::~ScopedCurrent() { t_current = prev_; }
+
+DispatcherBase::DispatcherBase(std::string name, uint32_t block_size)
+    : name_(std::move(name)), pool_(block_size), timers_([this](MonotonicTime when) {
+        // Arm the timerfd for the new earliest deadline (absolute, monotonic clock).
+        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch())
+                      .count();
+        if (ns <= 0) ns = 1;
+        itimerspec its{};
+        its.it_value.tv_sec = ns / 1000000000;
+        its.it_value.tv_nsec = ns % 1000000000;
+        timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &its, nullptr);
+      }) {
+  timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (timer_fd_ < 0) throw std::runtime_error(std::string("timerfd_create: ") + strerror(errno));
+}
+
+DispatcherBase::~DispatcherBase() {
+  clearDeferred();
+  close(timer_fd_);
+}
+
+bool DispatcherBase::isThreadSafe() const { return t_current == this; }
+
+TimerPtr DispatcherBase::createTimer(TimerCb cb) {
+  return std::make_unique<TimerImpl>(timers_, std::move(cb));
+}
+
+void DispatcherBase::deferredDelete(DeferredDeletablePtr obj) {
+  deferred_.push_back(std::move(obj));
+  if (deferred_.size() == 1) wakeup();
+}
+
+void DispatcherBase::post(std::function<void()> cb) {
+  bool first;
+  {
+    absl::MutexLock lock(&post_mu_);
+    first = posted_.empty();
+    posted_.push_back(std::move(cb));
+  }
+  if (first) wakeup();
+}
+
+void DispatcherBase::runPosted() {
+  std::vector<std::function<void()>> batch;
+  {
+    absl::MutexLock lock(&post_mu_);
+    batch.swap(posted_);
+  }
+  for (auto& cb : batch) cb();
+}
+
+void DispatcherBase::runTimers() {
+  uint64_t expirations;
+  while (read(timer_fd_, &expirations, sizeof(expirations)) > 0) {
+  }
+  timers_.runDue(now());
+}
+
+void DispatcherBase::clearDeferred() {
+  // Destructors may defer more deletes; loop until none are left.
+  while (!deferred_.empty()) {
+    std::vector<DeferredDeletablePtr> batch;
+    batch.swap(deferred_);
+    batch.clear();
+  }
+}
+
+bool DispatcherBase::runActivated() {
+  std::vector<std::pair<uint64_t, uint32_t>> batch;
+  batch.swap(activated_);
+  for (auto& [id, ev] : batch) dispatchFd(id, ev);
+  return !activated_.empty();
+}
+
+void DispatcherBase::dispatchFd(uint64_t id, uint32_t events) {
+  FileEventImpl* fe = find(id);
+  if (fe == nullptr) return; // destroyed after the kernel reported it
+  uint32_t deliver = events & (fe->enabled_ | FileReadyType::Closed);
+  if (oneshot_) fe->rearm_needed_ = true;
+  if (deliver != 0) {
+    fe->in_callback_ = true;
+    fe->cb_(deliver);
+    // The callback may have destroyed the event.
+    fe = find(id);
+    if (fe == nullptr) return;
+    fe->in_callback_ = false;
+  }
+  if (fe->rearm_needed_) {
+    fe->rearm_needed_ = false;
+    registerFd(*fe, false);
+  }
+}
+
+DispatcherBase::FileEventImpl::FileEventImpl(DispatcherBase& d, int fd, FileReadyCb cb,
+                                             uint32_t events, uint64_t id)
+    : dispatcher_(d), fd_(fd), cb_(std::move(cb)), enabled_(events), id_(id) {
+  dispatcher_.events_[id_] = this;
+  dispatcher_.registerFd(*this, true);
+}
+
+DispatcherBase::FileEventImpl::~FileEventImpl() {
+  dispatcher_.unregisterFd(*this);
+  dispatcher_.events_.erase(id_);
+}
+
+void DispatcherBase::FileEventImpl::setEnabled(uint32_t events) {
+  uint32_t newly = events & ~enabled_;
+  enabled_ = events;
+  if (dispatcher_.oneshot_) {
+    // Re-arming reports the current state, so nothing is lost. Inside our own callback
+    // the re-arm happens once, after it returns.
+    if (in_callback_) {
+      rearm_needed_ = true;
+    } else {
+      dispatcher_.registerFd(*this, false);
+    }
+  } else if (newly & FileReadyType::Read) {
+    // Edge-triggered: data that arrived while reading was disabled raised its edge
+    // already, so look again. (Write edges are never dropped: Write is only enabled
+    // right after EAGAIN or a connect in progress.)
+    activate(FileReadyType::Read);
+  }
+}
+
+void DispatcherBase::FileEventImpl::activate(uint32_t events) {
+  dispatcher_.activated_.emplace_back(id_, events);
+  if (dispatcher_.activated_.size() == 1) dispatcher_.wakeup();
+}
+
+} // namespace event
+} // namespace tern

@@ -1,0 +1,111 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "source/common/buffer/block_pool.h"
+#include "source/common/event/dispatcher.h"
+#include "source/common/event/timer_heap.h"
+
+namespace tern {
+namespace event {
+
+// What both IO models share: the timer heap behind one timerfd, posted callbacks,
+// deferred deletes, synthetic activations, the fd-event table, the block pool.
+// File events are found by a numeric id rather than a pointer, so an event already
+// reported by epoll for an fd whose FileEvent was just destroyed is simply dropped.
+class DispatcherBase : public Dispatcher {
+public:
+  DispatcherBase(std::string name, uint32_t block_size);
+  ~DispatcherBase() override;
+
+  // Dispatcher
+  const std::string& name() const override { return name_; }
+  TimerPtr createTimer(TimerCb cb) override;
+  void deferredDelete(DeferredDeletablePtr obj) override;
+  void post(std::function<void()> cb) override;
+  MonotonicTime now() const override { return std::chrono::steady_clock::now(); }
+  buffer::BlockPool& blockPool() override { return pool_; }
+  bool isThreadSafe() const override;
+
+  int timerFd() const { return timer_fd_; }
+
+protected:
+  class FileEventImpl;
+  friend class FileEventImpl;
+
+  // The IO model's part of a file event: (re)register interest with the kernel.
+  virtual void registerFd(FileEventImpl& fe, bool add) = 0;
+  virtual void unregisterFd(FileEventImpl& fe) = 0;
+  // Something was queued from another thread (post) or this one (activate).
+  virtual void wakeup() = 0;
+
+  // Delivers a kernel readiness report for event `id`.
+  void dispatchFd(uint64_t id, uint32_t events);
+  // Runs posted callbacks, activations, due timers and deferred deletes, in that order.
+  // Returns true when work remains (an activation queued by a callback).
+  void runPosted();
+  bool runActivated();
+  void runTimers();
+  void clearDeferred();
+  bool hasActivated() const { return !activated_.empty(); }
+
+  // Marks the calling thread as running this shard for the scope.
+  class ScopedCurrent {
+  public:
+    explicit ScopedCurrent(const DispatcherBase* d);
+    ~ScopedCurrent();
+
+  private:
+    const DispatcherBase* prev_;
+  };
+
+  class FileEventImpl : public FileEvent {
+  public:
+    FileEventImpl(DispatcherBase& d, int fd, FileReadyCb cb, uint32_t events, uint64_t id);
+    ~FileEventImpl() override;
+    // FileEvent
+    void setEnabled(uint32_t events) override;
+    void activate(uint32_t events) override;
+
+    int fd() const { return fd_; }
+    uint64_t id() const { return id_; }
+    uint32_t enabled() const { return enabled_; }
+    bool inCallback() const { return in_callback_; }
+
+  private:
+    friend class DispatcherBase;
+    DispatcherBase& dispatcher_;
+    const int fd_;
+    FileReadyCb cb_;
+    uint32_t enabled_;
+    const uint64_t id_;
+    bool in_callback_{false};
+    bool rearm_needed_{false};
+  };
+
+  uint64_t nextId() { return next_id_++; }
+  FileEventImpl* find(uint64_t id) {
+    auto it = events_.find(id);
+    return it == events_.end() ? nullptr : it->second;
+  }
+
+  const std::string name_;
+  buffer::BlockPool pool_;
+  int timer_fd_{-1};
+  TimerHeap timers_;
+  absl::flat_hash_map<uint64_t, FileEventImpl*> events_;
+  std::vector<std::pair<uint64_t, uint32_t>> activated_;
+  std::vector<DeferredDeletablePtr> deferred_;
+  absl::Mutex post_mu_;
+  std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(post_mu_);
+  uint64_t next_id_{1};
+  // Whether the IO model re-arms after each callback (EPOLLONESHOT).
+  bool oneshot_{false};
+};
+
+} // namespace event
+} // namespace tern

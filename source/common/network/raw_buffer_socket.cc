@@ -1,0 +1,74 @@
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "source/common/network/transport_socket.h"
+
+namespace tern {
+namespace network {
+
+IoResult RawBufferSocket::doRead(int fd, buffer::Buffer& buf, uint64_t max_bytes) {
+  IoResult r;
+  constexpr size_t kMaxIov = 8;
+  while (r.bytes < max_bytes) {
+    iovec iov[kMaxIov];
+    // 64 KiB per call at most: big enough to amortise the syscall.
+    size_t want = std::min<uint64_t>(max_bytes - r.bytes, 65536);
+    size_t n = buf.reserve(want, iov, kMaxIov);
+    ssize_t rc = readv(fd, iov, n);
+    if (rc > 0) {
+      buf.commit(rc);
+      r.bytes += rc;
+      size_t offered = 0;
+      for (size_t i = 0; i < n; i++) offered += iov[i].iov_len;
+      if (static_cast<size_t>(rc) < offered) {
+        // Short read: the socket is (almost surely) empty. One more read would only
+        // confirm EAGAIN; in edge mode we must see it, so try once without reserving.
+        continue;
+      }
+      continue;
+    }
+    buf.commit(0);
+    if (rc == 0) {
+      r.end_stream = true;
+      break;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      r.again = true;
+      break;
+    }
+    r.action = PostIoAction::Close;
+    r.error = errno;
+    break;
+  }
+  return r;
+}
+
+IoResult RawBufferSocket::doWrite(int fd, buffer::Buffer& buf) {
+  IoResult r;
+  constexpr size_t kMaxIov = 64;
+  while (!buf.empty()) {
+    iovec iov[kMaxIov];
+    size_t n = buf.getReadableSlices(iov, kMaxIov);
+    ssize_t rc = writev(fd, iov, n);
+    if (rc > 0) {
+      buf.drain(rc);
+      r.bytes += rc;
+      continue;
+    }
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      r.again = true;
+      break;
+    }
+    r.action = PostIoAction::Close;
+    r.error = errno;
+    break;
+  }
+  return r;
+}
+
+} // namespace network
+} // namespace tern
