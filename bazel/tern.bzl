@@ -26,7 +26,8 @@ def tern_proto_library(name, srcs, deps = []):
         name = name + "_gen",
         srcs = srcs + ["@envoy_api//:protos"],
         outs = cc + hh,
-        cmd = "protoc -I. -Iexternal/envoy_api -I/usr/include --cpp_out=$(GENDIR) " +
+        # Imports are rooted at api/ ("tern/..."), like Envoy's are at its api/.
+        cmd = "protoc -Iapi -Iexternal/envoy_api -I/usr/include --cpp_out=$(GENDIR)/api " +
               " ".join(["$(location %s)" % s for s in srcs]),
     )
     native.cc_library(
@@ -34,6 +35,7 @@ def tern_proto_library(name, srcs, deps = []):
         srcs = cc,
         hdrs = hh,
         copts = ["-w"],
+        includes = ["."],
         alwayslink = True,
         deps = deps + ["@envoy_api", "@system//:protobuf"],
     )

@@ -309,6 +309,11 @@ void ConnectionImpl::close(ConnectionCloseType type) {
 
 void ConnectionImpl::setIoBypass(IoBypass* bypass) { bypass_ = bypass; }
 
+void ConnectionImpl::noteReadEndStream() {
+  read_end_stream_ = true;
+  updateFileEvent();
+}
+
 void ConnectionImpl::enableWriteEvent(bool enable) {
   if (write_event_wanted_ != enable) {
     write_event_wanted_ = enable;

@@ -60,7 +60,8 @@ public:
   void enableWriteEvent(bool enable);
   // For bypass users: the socket hit EOF or an error.
   void closeFromBypass(ConnectionEvent event, absl::string_view reason);
-  void noteReadEndStream() { read_end_stream_ = true; }
+  // For bypass users: the peer's FIN was seen; stop watching for reads.
+  void noteReadEndStream();
   void addBytesRx(uint64_t n) { if (stats_.rx_total) stats_.rx_total->add(n); }
   void addBytesTx(uint64_t n) { if (stats_.tx_total) stats_.tx_total->add(n); }
 
