@@ -28,8 +28,9 @@ BlockPool::~BlockPool() {
   for (Block* b : free_) std::free(b);
 }
 
+// Single writer: a plain load and store, no locked instruction on the hot path.
 Block* BlockPool::acquire() {
-  in_use_++;
+  in_use_.store(in_use_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   if (!free_.empty()) {
     Block* b = free_.back();
     free_.pop_back();
@@ -41,7 +42,7 @@ Block* BlockPool::acquire() {
 }
 
 void BlockPool::release(Block* b) {
-  in_use_--;
+  in_use_.store(in_use_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   if (free_.size() < max_free_) {
     free_.push_back(b);
   } else {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -31,7 +32,8 @@ public:
 
   uint32_t blockSize() const { return block_size_; }
   // Blocks handed out and not yet released: what buffers hold right now.
-  int64_t inUse() const { return in_use_; }
+  // Readable from any thread (tests, stats); written only by the owning shard.
+  int64_t inUse() const { return in_use_.load(std::memory_order_relaxed); }
   size_t freeCount() const { return free_.size(); }
 
   static constexpr uint32_t kDefaultBlockSize = 16384;
@@ -43,7 +45,7 @@ private:
   const uint32_t block_size_;
   const size_t max_free_;
   std::vector<Block*> free_;
-  int64_t in_use_{0};
+  std::atomic<int64_t> in_use_{0};
 };
 
 Block* allocateHeapBlock(uint32_t capacity);

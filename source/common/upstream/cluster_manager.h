@@ -32,6 +32,8 @@ namespace upstream {
   COUNTER(upstream_cx_rx_bytes_total)                                                        \
   COUNTER(upstream_cx_tx_bytes_total)                                                        \
   COUNTER(upstream_cx_none_healthy)                                                          \
+  COUNTER(upstream_flow_control_paused_reading_total)                                        \
+  COUNTER(upstream_flow_control_resumed_reading_total)                                       \
   COUNTER(update_attempt)                                                                    \
   COUNTER(update_success)                                                                    \
   COUNTER(update_failure)                                                                    \

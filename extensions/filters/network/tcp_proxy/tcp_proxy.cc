@@ -43,13 +43,13 @@ public:
   }
   void onAboveWriteBufferHighWatermark() override {
     if (parent && parent->downstream_) {
-      parent->config_->stats->downstream_flow_control_paused_reading_total.inc();
+      parent->countPause(0, true);
       parent->downstream_->readDisable(true);
     }
   }
   void onBelowWriteBufferLowWatermark() override {
     if (parent && parent->downstream_) {
-      parent->config_->stats->downstream_flow_control_resumed_reading_total.inc();
+      parent->countPause(0, false);
       parent->downstream_->readDisable(false);
     }
   }
@@ -181,7 +181,7 @@ void TcpProxyFilter::Splicer::pump(int dir) {
         if (!paused_[dir]) {
           paused_[dir] = true;
           src->readDisable(true);
-          if (dir == 0) parent_.config_->stats->downstream_flow_control_paused_reading_total.inc();
+          parent_.countPause(dir, true);
         }
         return;
       }
@@ -192,7 +192,7 @@ void TcpProxyFilter::Splicer::pump(int dir) {
     if (paused_[dir]) {
       paused_[dir] = false;
       src->readDisable(false); // resumes with a read activation
-      if (dir == 0) parent_.config_->stats->downstream_flow_control_resumed_reading_total.inc();
+      parent_.countPause(dir, false);
       return;
     }
     if (eof_[dir]) {
@@ -357,11 +357,29 @@ void TcpProxyFilter::onEvent(ConnectionEvent event) {
 }
 
 void TcpProxyFilter::onAboveWriteBufferHighWatermark() {
-  if (upstream_) upstream_->readDisable(true);
+  if (upstream_) {
+    countPause(1, true);
+    upstream_->readDisable(true);
+  }
 }
 
 void TcpProxyFilter::onBelowWriteBufferLowWatermark() {
-  if (upstream_) upstream_->readDisable(false);
+  if (upstream_) {
+    countPause(1, false);
+    upstream_->readDisable(false);
+  }
+}
+
+void TcpProxyFilter::countPause(int dir, bool paused) {
+  if (dir == 0) {
+    (paused ? config_->stats->downstream_flow_control_paused_reading_total
+            : config_->stats->downstream_flow_control_resumed_reading_total)
+        .inc();
+  } else if (cluster_) {
+    (paused ? cluster_->stats().upstream_flow_control_paused_reading_total
+            : cluster_->stats().upstream_flow_control_resumed_reading_total)
+        .inc();
+  }
 }
 
 void TcpProxyFilter::onIdleTimer() {

@@ -75,6 +75,8 @@ private:
   void releaseUpstream(bool flush);
   void onIdleTimer();
   void touch() { last_activity_ = std::chrono::steady_clock::now(); }
+  // dir 0: reading the downstream paused/resumed; dir 1: reading the upstream.
+  void countPause(int dir, bool paused);
 
   TcpProxyConfigSharedPtr config_;
   network::ReadFilterCallbacks* callbacks_{nullptr};
