@@ -83,12 +83,15 @@ ShardListener::ShardListener(ListenerConfig& config, event::Dispatcher& dispatch
 
 ShardListener::~ShardListener() {
   // Shutdown: close what is left without callbacks into a half-destroyed listener.
-  for (auto& ac : connections_) {
+  while (head_ != nullptr) {
+    ActiveConnection* ac = head_;
+    head_ = ac->next;
     ac->connection->removeConnectionCallbacks(*ac);
     ac->connection->close(network::ConnectionCloseType::NoFlush);
+    delete ac;
   }
-  config_.stats().downstream_cx_active.sub(connections_.size());
-  connections_.clear();
+  config_.stats().downstream_cx_active.sub(count_);
+  count_ = 0;
 }
 
 void ShardListener::onAccept(int fd, const network::Address& remote) {
@@ -98,14 +101,14 @@ void ShardListener::onAccept(int fd, const network::Address& remote) {
       std::make_unique<network::RawBufferSocket>(), true);
   conn->setBufferLimits(config_.bufferLimit());
   auto& s = config_.stats();
-  conn->setConnectionStats({&s.downstream_cx_rx_bytes_total, &s.downstream_cx_tx_bytes_total,
-                            nullptr, nullptr});
+  conn->setConnectionStats({&s.downstream_cx_rx_bytes_total, &s.downstream_cx_tx_bytes_total});
   s.downstream_cx_total.inc();
   s.downstream_cx_active.inc();
-  auto ac = std::make_unique<ActiveConnection>(*this, std::move(conn));
-  ActiveConnection* raw = ac.get();
-  connections_.push_front(std::move(ac));
-  raw->self = connections_.begin();
+  auto* raw = new ActiveConnection(*this, std::move(conn));
+  raw->next = head_;
+  if (head_) head_->prev = raw;
+  head_ = raw;
+  count_++;
   raw->connection->addConnectionCallbacks(*raw);
   for (const auto& factory : config_.filterFactories()) factory(*raw->connection);
   if (!raw->connection->initializeReadFilters()) {
@@ -124,15 +127,12 @@ void ShardListener::ActiveConnection::onEvent(network::ConnectionEvent event) {
 void ShardListener::removeConnection(ActiveConnection& ac) {
   config_.stats().downstream_cx_active.dec();
   config_.stats().downstream_cx_destroy.inc();
-  std::unique_ptr<ActiveConnection> owned = std::move(*ac.self);
-  connections_.erase(ac.self);
+  if (ac.prev) ac.prev->next = ac.next;
+  if (ac.next) ac.next->prev = ac.prev;
+  if (head_ == &ac) head_ = ac.next;
+  count_--;
   // The connection is still on the stack of whoever closed it: delete it later.
-  struct Holder : event::DeferredDeletable {
-    std::unique_ptr<ActiveConnection> ac;
-  };
-  auto h = std::make_unique<Holder>();
-  h->ac = std::move(owned);
-  dispatcher_.deferredDelete(std::move(h));
+  dispatcher_.deferredDelete(std::unique_ptr<event::DeferredDeletable>(&ac));
 }
 
 } // namespace server

@@ -56,16 +56,19 @@ class ShardListener {
 public:
   ShardListener(ListenerConfig& config, event::Dispatcher& dispatcher, int listen_fd);
   ~ShardListener();
-  size_t activeConnections() const { return connections_.size(); }
+  size_t activeConnections() const { return count_; }
 
 private:
-  struct ActiveConnection : public network::ConnectionCallbacks {
+  // An accepted connection, linked into its listener's list (intrusive: no list node
+  // allocation per connection).
+  struct ActiveConnection : public network::ConnectionCallbacks, public event::DeferredDeletable {
     ActiveConnection(ShardListener& l, std::unique_ptr<network::ConnectionImpl> c)
         : listener(l), connection(std::move(c)) {}
     void onEvent(network::ConnectionEvent event) override;
     ShardListener& listener;
     std::unique_ptr<network::ConnectionImpl> connection;
-    std::list<std::unique_ptr<ActiveConnection>>::iterator self;
+    ActiveConnection* prev{nullptr};
+    ActiveConnection* next{nullptr};
   };
 
   void onAccept(int fd, const network::Address& remote);
@@ -74,7 +77,8 @@ private:
   ListenerConfig& config_;
   event::Dispatcher& dispatcher_;
   network::ListenerImpl listener_;
-  std::list<std::unique_ptr<ActiveConnection>> connections_;
+  ActiveConnection* head_{nullptr};
+  size_t count_{0};
 };
 
 } // namespace server

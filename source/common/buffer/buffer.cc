@@ -7,6 +7,18 @@
 namespace tern {
 namespace buffer {
 
+namespace {
+// Blocks handed out by reserve() and not yet committed, for the one reservation a thread
+// can have open at a time.
+struct Reservation {
+  const Buffer* owner{nullptr};
+  Block* blocks[Buffer::kMaxReserve];
+  size_t count{0};
+  bool tail{false}; // the first iovec was the tail slice's free room
+};
+thread_local Reservation t_reservation;
+} // namespace
+
 void Buffer::pushSlice(const Slice& s) { slices_.push_back(s); }
 
 void Buffer::popFront() {
@@ -131,7 +143,12 @@ uint8_t Buffer::peek(size_t index) const {
 }
 
 size_t Buffer::reserve(size_t want, iovec* iov, size_t max_iov) {
-  assert(reserved_.empty() && !reserved_tail_);
+  Reservation& r = t_reservation;
+  assert(r.owner == nullptr);
+  r.owner = this;
+  r.count = 0;
+  r.tail = false;
+  max_iov = std::min(max_iov, kMaxReserve);
   size_t n = 0;
   size_t got = 0;
   Slice* t = tail();
@@ -140,11 +157,11 @@ size_t Buffer::reserve(size_t want, iovec* iov, size_t max_iov) {
     iov[n].iov_len = t->room();
     got += t->room();
     n++;
-    reserved_tail_ = true;
+    r.tail = true;
   }
   while (got < want && n < max_iov) {
     Block* b = pool_->acquire();
-    reserved_.push_back(b);
+    r.blocks[r.count++] = b;
     iov[n].iov_base = b->data();
     iov[n].iov_len = b->capacity;
     got += b->capacity;
@@ -154,15 +171,17 @@ size_t Buffer::reserve(size_t want, iovec* iov, size_t max_iov) {
 }
 
 void Buffer::commit(size_t n) {
-  if (reserved_tail_) {
+  Reservation& r = t_reservation;
+  assert(r.owner == this);
+  if (r.tail) {
     Slice* t = tail();
     size_t k = std::min<size_t>(n, t->room());
     t->end += k;
     length_ += k;
     n -= k;
-    reserved_tail_ = false;
   }
-  for (Block* b : reserved_) {
+  for (size_t i = 0; i < r.count; i++) {
+    Block* b = r.blocks[i];
     if (n > 0) {
       size_t k = std::min<size_t>(n, b->capacity);
       pushSlice(Slice{b, 0, static_cast<uint32_t>(k)});
@@ -172,7 +191,9 @@ void Buffer::commit(size_t n) {
       freeBlock(b);
     }
   }
-  reserved_.clear();
+  r.owner = nullptr;
+  r.count = 0;
+  r.tail = false;
 }
 
 size_t Buffer::getReadableSlices(iovec* iov, size_t max_iov) const {

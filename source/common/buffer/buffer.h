@@ -46,7 +46,9 @@ public:
 
   // Reading from a socket: reserve() fills up to `max_iov` iovecs with writable room at
   // the tail, at least `want` bytes in all; commit(n) then appends the first n bytes
-  // written there. Room left unused returns to the pool at once.
+  // written there. Room left unused returns to the pool at once. The pair must run back
+  // to back on one thread (the blocks in between are held per thread, not per buffer,
+  // which keeps every connection's two buffers small). At most kMaxReserve iovecs.
   size_t reserve(size_t want, iovec* iov, size_t max_iov);
   void commit(size_t n);
 
@@ -54,6 +56,8 @@ public:
   size_t getReadableSlices(iovec* iov, size_t max_iov) const;
 
   size_t sliceCount() const { return slices_.size() - head_; }
+
+  static constexpr size_t kMaxReserve = 16;
 
 private:
   struct Slice {
@@ -70,13 +74,10 @@ private:
 
   BlockPool* pool_;
   // head_ indexes the first live slice so draining the front is O(1); the vector is
-  // compacted when it empties. Two slices fit inline: most buffers never allocate here.
-  absl::InlinedVector<Slice, 2> slices_;
+  // compacted when it empties. One slice fits inline: most buffers never allocate here.
+  absl::InlinedVector<Slice, 1> slices_;
   uint32_t head_{0};
   size_t length_{0};
-  // Blocks handed out by reserve() and not yet committed.
-  absl::InlinedVector<Block*, 2> reserved_;
-  bool reserved_tail_{false}; // the first reserved iovec was the tail slice's room
 };
 
 } // namespace buffer

@@ -3,9 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <map>
-#include <set>
-#include <utility>
+#include <vector>
 
 #include "source/common/event/dispatcher.h"
 
@@ -22,18 +20,20 @@ public:
   // Timer
   void enableTimer(std::chrono::milliseconds d) override;
   void disableTimer() override;
-  bool enabled() const override { return enabled_; }
+  bool enabled() const override { return index_ != kNotQueued; }
 
 private:
   friend class TimerHeap;
+  static constexpr uint32_t kNotQueued = ~0u;
   TimerHeap& heap_;
   TimerCb cb_;
-  bool enabled_{false};
-  std::set<std::pair<MonotonicTime, uint64_t>>::iterator pos_;
-  uint64_t seq_{0};
+  MonotonicTime when_{};
+  uint32_t index_{kNotQueued}; // position in the heap: removal without a search
 };
 
-// Deadlines of one shard, ordered; the owner arms one timerfd at the earliest.
+// Deadlines of one shard in a binary min-heap of timer pointers; each timer knows its own
+// slot, so a timer costs one pointer here and nothing else (every idle connection has one).
+// The owner arms one timerfd at the earliest deadline.
 class TimerHeap {
 public:
   // Called when the earliest deadline changes (so the owner can re-arm its timerfd).
@@ -45,12 +45,15 @@ public:
   // Runs every timer due at `now`.
   void runDue(MonotonicTime now);
   bool empty() const { return heap_.empty(); }
-  MonotonicTime earliest() const { return heap_.begin()->first; }
+  MonotonicTime earliest() const { return heap_.front()->when_; }
+  size_t size() const { return heap_.size(); }
 
 private:
-  std::set<std::pair<MonotonicTime, uint64_t>> heap_;
-  std::map<uint64_t, TimerImpl*> by_seq_;
-  uint64_t next_seq_{1};
+  void swapAt(uint32_t a, uint32_t b);
+  void siftUp(uint32_t i);
+  void siftDown(uint32_t i);
+
+  std::vector<TimerImpl*> heap_;
   std::function<void(MonotonicTime)> on_earliest_changed_;
 };
 

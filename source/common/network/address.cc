@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/numbers.h"
@@ -14,8 +15,8 @@ absl::StatusOr<Address> Address::fromIpPort(absl::string_view ip, uint32_t port)
   if (port > 65535) return absl::InvalidArgumentError(absl::StrCat("port ", port, " out of range"));
   Address a;
   std::string s(ip);
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&a.ss_);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&a.ss_);
+  auto* v4 = &a.u_.in4;
+  auto* v6 = &a.u_.in6;
   if (inet_pton(AF_INET, s.c_str(), &v4->sin_addr) == 1) {
     v4->sin_family = AF_INET;
     v4->sin_port = htons(port);
@@ -47,23 +48,24 @@ absl::StatusOr<Address> Address::parse(absl::string_view ip_port) {
 
 Address Address::fromSockaddr(const sockaddr* sa, socklen_t len) {
   Address a;
-  std::memcpy(&a.ss_, sa, std::min<size_t>(len, sizeof(a.ss_)));
-  a.len_ = len;
+  if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) return a; // invalid
+  a.len_ = std::min<socklen_t>(len, sizeof(a.u_));
+  std::memcpy(&a.u_, sa, a.len_);
   return a;
 }
 
 uint32_t Address::port() const {
-  if (family() == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&ss_)->sin_port);
-  if (family() == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&ss_)->sin6_port);
+  if (family() == AF_INET) return ntohs(u_.in4.sin_port);
+  if (family() == AF_INET6) return ntohs(u_.in6.sin6_port);
   return 0;
 }
 
 std::string Address::ip() const {
   char buf[INET6_ADDRSTRLEN] = {0};
   if (family() == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&ss_)->sin_addr, buf, sizeof(buf));
+    inet_ntop(AF_INET, &u_.in4.sin_addr, buf, sizeof(buf));
   } else if (family() == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&ss_)->sin6_addr, buf, sizeof(buf));
+    inet_ntop(AF_INET6, &u_.in6.sin6_addr, buf, sizeof(buf));
   }
   return buf;
 }

@@ -62,9 +62,10 @@ using WriteFilterSharedPtr = std::shared_ptr<WriteFilter>;
 struct ConnectionStats {
   stats::Counter* rx_total{nullptr};
   stats::Counter* tx_total{nullptr};
-  stats::Gauge* rx_buffered{nullptr};
-  stats::Gauge* tx_buffered{nullptr};
 };
+
+// Text for an errno that stays valid forever (close reasons keep a pointer to it).
+const char* errnoText(int err);
 
 class Connection : public event::DeferredDeletable {
 public:
@@ -97,8 +98,9 @@ public:
   virtual const Address& localAddress() const = 0;
   virtual void setConnectionStats(const ConnectionStats& stats) = 0;
   // Why the connection closed, for logs ("connection refused", "idle timeout", ...).
-  virtual const std::string& closeReason() const = 0;
-  virtual void setCloseReason(absl::string_view reason) = 0;
+  // Reasons are static strings: a connection keeps only the pointer.
+  virtual const char* closeReason() const = 0;
+  virtual void setCloseReason(const char* reason) = 0;
   virtual uint64_t bytesBuffered() const = 0;
 };
 using ConnectionPtr = std::unique_ptr<Connection>;

@@ -17,6 +17,11 @@ namespace network {
 
 using event::FileReadyType;
 
+const char* errnoText(int err) {
+  const char* s = strerrordesc_np(err);
+  return s ? s : "unknown error";
+}
+
 uint64_t ConnectionImpl::nextId() {
   static std::atomic<uint64_t> next{1};
   return next.fetch_add(1, std::memory_order_relaxed);
@@ -61,8 +66,8 @@ bool ConnectionImpl::initializeReadFilters() {
   return true;
 }
 
-void ConnectionImpl::setCloseReason(absl::string_view reason) {
-  if (close_reason_.empty()) close_reason_ = std::string(reason);
+void ConnectionImpl::setCloseReason(const char* reason) {
+  if (close_reason_ == nullptr) close_reason_ = reason;
 }
 
 void ConnectionImpl::connect(std::chrono::milliseconds timeout) {
@@ -73,7 +78,7 @@ void ConnectionImpl::connect(std::chrono::milliseconds timeout) {
       fd_, [this](uint32_t ev) { onFileEvent(ev); }, FileReadyType::Write);
   if (rc != 0 && err != EINPROGRESS) {
     // Report the failure from the loop, never from inside the caller's stack.
-    setCloseReason(strerror(err));
+    setCloseReason(errnoText(err));
     file_event_->activate(FileReadyType::Write);
     return;
   }
@@ -90,9 +95,9 @@ void ConnectionImpl::onConnectFinished() {
   int err = 0;
   socklen_t len = sizeof(err);
   getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
-  if (err == 0 && !close_reason_.empty()) err = ECONNREFUSED; // failed synchronously
+  if (err == 0 && close_reason_ != nullptr) err = ECONNREFUSED; // failed synchronously
   if (err != 0) {
-    setCloseReason(strerror(err));
+    setCloseReason(errnoText(err));
     closeSocket(ConnectionEvent::RemoteClose);
     return;
   }
@@ -158,7 +163,7 @@ void ConnectionImpl::onReadReady() {
     if (stats_.rx_total && r.bytes) stats_.rx_total->add(r.bytes);
     if (r.end_stream) read_end_stream_ = true;
     if (r.action == PostIoAction::Close) {
-      setCloseReason(strerror(r.error));
+      setCloseReason(errnoText(r.error));
       closeSocket(ConnectionEvent::RemoteClose);
       return;
     }
@@ -255,7 +260,7 @@ void ConnectionImpl::flushWrite() {
     IoResult r = transport_->doWrite(fd_, write_buffer_);
     if (stats_.tx_total && r.bytes) stats_.tx_total->add(r.bytes);
     if (r.action == PostIoAction::Close) {
-      setCloseReason(strerror(r.error));
+      setCloseReason(errnoText(r.error));
       closeSocket(ConnectionEvent::RemoteClose);
       return;
     }
@@ -321,7 +326,7 @@ void ConnectionImpl::enableWriteEvent(bool enable) {
   }
 }
 
-void ConnectionImpl::closeFromBypass(ConnectionEvent event, absl::string_view reason) {
+void ConnectionImpl::closeFromBypass(ConnectionEvent event, const char* reason) {
   setCloseReason(reason);
   closeSocket(event);
 }
@@ -340,7 +345,7 @@ void ConnectionImpl::closeSocket(ConnectionEvent event) {
 
 void ConnectionImpl::raiseEvent(ConnectionEvent event) {
   // Callbacks may remove themselves (or others) while we iterate: walk a copy.
-  auto cbs = callbacks_;
+  absl::InlinedVector<ConnectionCallbacks*, 2> cbs = callbacks_;
   for (auto* cb : cbs) {
     if (std::find(callbacks_.begin(), callbacks_.end(), cb) == callbacks_.end()) continue;
     cb->onEvent(event);

@@ -2,6 +2,8 @@
 
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
+
 #include "source/common/network/connection.h"
 #include "source/common/network/transport_socket.h"
 
@@ -44,8 +46,8 @@ public:
   const Address& remoteAddress() const override { return remote_; }
   const Address& localAddress() const override { return local_; }
   void setConnectionStats(const ConnectionStats& stats) override { stats_ = stats; }
-  const std::string& closeReason() const override { return close_reason_; }
-  void setCloseReason(absl::string_view reason) override;
+  const char* closeReason() const override { return close_reason_ ? close_reason_ : ""; }
+  void setCloseReason(const char* reason) override;
   uint64_t bytesBuffered() const override { return read_buffer_.length() + write_buffer_.length(); }
 
   // ClientConnection
@@ -59,7 +61,7 @@ public:
   // For bypass users: watch for writability / readability again.
   void enableWriteEvent(bool enable);
   // For bypass users: the socket hit EOF or an error.
-  void closeFromBypass(ConnectionEvent event, absl::string_view reason);
+  void closeFromBypass(ConnectionEvent event, const char* reason);
   // For bypass users: the peer's FIN was seen; stop watching for reads.
   void noteReadEndStream();
   void addBytesRx(uint64_t n) { if (stats_.rx_total) stats_.rx_total->add(n); }
@@ -92,17 +94,18 @@ private:
   TransportSocketPtr transport_;
   event::FileEventPtr file_event_;
   event::TimerPtr connect_timer_;
-  std::vector<ConnectionCallbacks*> callbacks_;
-  std::vector<ReadFilterSharedPtr> read_filters_;
+  // Inline storage for the usual one or two entries: no allocation per connection.
+  absl::InlinedVector<ConnectionCallbacks*, 2> callbacks_;
+  absl::InlinedVector<ReadFilterSharedPtr, 1> read_filters_;
   std::vector<WriteFilterSharedPtr> write_filters_;
-  size_t filter_iter_{0}; // next read filter to run (StopIteration resumes here)
   buffer::Buffer read_buffer_;
   buffer::Buffer write_buffer_;
   ConnectionStats stats_;
-  std::string close_reason_;
+  const char* close_reason_{nullptr};
   IoBypass* bypass_{nullptr};
   uint32_t buffer_limit_{1024 * 1024};
-  uint32_t read_disable_count_{0};
+  uint16_t read_disable_count_{0};
+  uint16_t filter_iter_{0}; // next read filter to run (StopIteration resumes here)
   State state_{State::Open};
   bool connecting_{false};
   bool half_close_{false};

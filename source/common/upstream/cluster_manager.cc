@@ -151,7 +151,7 @@ ShardClusterManager::ShardClusterManager(ClusterManager& cm, event::Dispatcher& 
                                          uint64_t seed)
     : cm_(cm), dispatcher_(dispatcher), seed_(seed) {}
 
-HostSharedPtr ShardClusterManager::chooseHost(Cluster& cluster, const std::vector<Host*>& exclude) {
+HostSharedPtr ShardClusterManager::chooseHost(Cluster& cluster, absl::Span<Host* const> exclude) {
   Lbs& lbs = lbs_[&cluster];
   uint64_t v = cluster.version();
   if (lbs.version != v) {
@@ -187,8 +187,7 @@ ShardClusterManager::createConnection(Cluster& cluster, const HostSharedPtr& hos
       std::make_unique<network::RawBufferSocket>(), false);
   conn->setBufferLimits(cluster.bufferLimit());
   auto& s = cluster.stats();
-  conn->setConnectionStats({&s.upstream_cx_rx_bytes_total, &s.upstream_cx_tx_bytes_total,
-                            nullptr, nullptr});
+  conn->setConnectionStats({&s.upstream_cx_rx_bytes_total, &s.upstream_cx_tx_bytes_total});
   s.upstream_cx_total.inc();
   return conn;
 }

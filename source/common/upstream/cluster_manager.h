@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/types/span.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
@@ -82,7 +83,7 @@ public:
 
   // A healthy host of `cluster` (lowest priority level that has one), not in `exclude`,
   // or nullptr (counted as upstream_cx_none_healthy).
-  HostSharedPtr chooseHost(Cluster& cluster, const std::vector<Host*>& exclude = {});
+  HostSharedPtr chooseHost(Cluster& cluster, absl::Span<Host* const> exclude = {});
   // A client connection to `host`, not yet connecting; stats and buffer limit set.
   std::unique_ptr<network::ConnectionImpl> createConnection(Cluster& cluster,
                                                             const HostSharedPtr& host);

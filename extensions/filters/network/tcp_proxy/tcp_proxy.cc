@@ -185,7 +185,7 @@ void TcpProxyFilter::Splicer::pump(int dir) {
         }
         return;
       }
-      dst->closeFromBypass(ConnectionEvent::RemoteClose, n < 0 ? strerror(errno) : "write failed");
+      dst->closeFromBypass(ConnectionEvent::RemoteClose, n < 0 ? network::errnoText(errno) : "write failed");
       return;
     }
     dst->enableWriteEvent(false);
@@ -231,7 +231,7 @@ void TcpProxyFilter::Splicer::pump(int dir) {
       PipePool::get().release(p);
       return;
     }
-    src->closeFromBypass(ConnectionEvent::RemoteClose, strerror(errno));
+    src->closeFromBypass(ConnectionEvent::RemoteClose, network::errnoText(errno));
     return;
   }
 }

@@ -5,6 +5,8 @@
 #include <random>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
+
 #include "source/common/network/connection_impl.h"
 #include "source/common/stats/stats.h"
 #include "source/common/upstream/cluster_manager.h"
@@ -83,7 +85,7 @@ private:
   network::ConnectionImpl* downstream_{nullptr};
   upstream::Cluster* cluster_{nullptr};
   upstream::HostSharedPtr host_;
-  std::vector<upstream::Host*> tried_;
+  absl::InlinedVector<upstream::Host*, 2> tried_; // hosts that failed to connect
   std::unique_ptr<network::ConnectionImpl> upstream_;
   std::shared_ptr<Upstream> upstream_callbacks_;
   std::unique_ptr<Splicer> splicer_;
