@@ -20,6 +20,7 @@ absl::StatusOr<Settings> resolveSettings(const envoy::config::bootstrap::v3::Boo
                                          const Options& options) {
   tern::bootstrap::v1::Settings proto;
   bool seen = false;
+  std::string at_settings = "bootstrap_extensions[].typed_config";
   for (int i = 0; i < bootstrap.bootstrap_extensions_size(); i++) {
     const auto& ext = bootstrap.bootstrap_extensions(i);
     std::string at = absl::StrCat("bootstrap_extensions[", i, "].typed_config");
@@ -30,6 +31,7 @@ absl::StatusOr<Settings> resolveSettings(const envoy::config::bootstrap::v3::Boo
     }
     if (seen) return absl::InvalidArgumentError(absl::StrCat(at, ": Tern settings given twice"));
     seen = true;
+    at_settings = at;
     auto st = config::unpackTo(ext.typed_config(), proto, at);
     if (!st.ok()) return st;
   }
@@ -43,7 +45,7 @@ absl::StatusOr<Settings> resolveSettings(const envoy::config::bootstrap::v3::Boo
   s.block_size = proto.has_buffer_block_size() ? proto.buffer_block_size().value() : 16384;
   if (s.block_size < 1024 || s.block_size > (1u << 20)) {
     return absl::InvalidArgumentError(
-        "bootstrap_extensions.typed_config.buffer_block_size: must be within [1024, 1048576]");
+        absl::StrCat(at_settings, ".buffer_block_size: must be within [1024, 1048576]"));
   }
   s.buffer_limit = proto.has_per_connection_buffer_limit_bytes()
                        ? proto.per_connection_buffer_limit_bytes().value()
@@ -55,7 +57,8 @@ absl::StatusOr<Settings> resolveSettings(const envoy::config::bootstrap::v3::Boo
     log::Level l;
     if (!log::parseLevel(s.log_level, &l)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "log level '", s.log_level, "' is not one of trace, debug, info, warn, error, off"));
+          options.log_level.empty() ? at_settings + ".log_level: " : "--log-level: ", "'",
+          s.log_level, "' is not one of trace, debug, info, warn, error, off"));
     }
   }
   return s;

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "source/common/config/registry.h"
@@ -19,8 +20,21 @@ absl::Status parseYamlInto(absl::string_view text, google::protobuf::Message& ms
   opts.ignore_unknown_fields = false;
   auto st = google::protobuf::util::JsonStringToMessage(*json, &msg, opts);
   if (!st.ok()) {
-    // protobuf says "(path) reason" or "path: reason"; keep its words, drop its code.
+    // protobuf says "(a.b[0]) field: reason" or "(a.b[0]): reason"; write both as
+    // "a.b[0].field: reason", the way Tern's own checks name fields.
     std::string m(st.message());
+    if (!m.empty() && m[0] == '(') {
+      size_t close = m.find(')');
+      if (close != std::string::npos) {
+        std::string path = m.substr(1, close - 1);
+        std::string rest = m.substr(close + 1);
+        if (absl::StartsWith(rest, ": ")) {
+          m = path + rest;
+        } else if (absl::StartsWith(rest, " ")) {
+          m = (path.empty() ? "" : path + ".") + rest.substr(1);
+        }
+      }
+    }
     return absl::InvalidArgumentError(m);
   }
   return absl::OkStatus();

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The tern binary as a user runs it: --mode validate on good and bad configs (exit code,
+# file, field path and reason in the message), then a real start on loopback, an echo
+# through the TCP proxy, SIGUSR1 stats, SIGTERM shutdown.
+set -uo pipefail
+TERN="$1"
+DEFAULT_CONFIG="$2"
+shift 2
+EXAMPLES=("$@")
+T=$(mktemp -d)
+PID=""
+cleanup() {
+  [[ -n "$PID" ]] && kill "$PID" 2>/dev/null
+  rm -rf "$T"
+}
+trap cleanup EXIT
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok: $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL: $1"; }
+
+expect_valid() {
+  if out=$("$TERN" --mode validate -c "$1" 2>&1); then ok "valid: $1"; else fail "valid: $1: $out"; fi
+}
+# expect_invalid FILE SUBSTRING...: exit 1 and every substring in the message.
+expect_invalid() {
+  local f=$1
+  shift
+  local out
+  out=$("$TERN" --mode validate -c "$f" 2>&1)
+  local rc=$?
+  if [[ $rc -ne 1 ]]; then fail "$f: exit $rc, want 1 ($out)"; return; fi
+  for s in "$@"; do
+    if [[ "$out" != *"$s"* ]]; then fail "$f: message lacks '$s': $out"; return; fi
+  done
+  ok "invalid: $(basename "$f"): $out"
+}
+
+expect_valid "$DEFAULT_CONFIG"
+for e in "${EXAMPLES[@]}"; do expect_valid "$e"; done
+
+printf 'static_resources:\n  listenerz: []\n' > "$T/unknown_field.yaml"
+expect_invalid "$T/unknown_field.yaml" "unknown_field.yaml" "static_resources.listenerz" "Cannot find field"
+
+printf 'static_resources:\n  listeners:\n  - name: x\n    address: {socket_address: {address: 127.0.0.1, port_value: abc}}\n' > "$T/wrong_type.yaml"
+expect_invalid "$T/wrong_type.yaml" "wrong_type.yaml" "static_resources.listeners[0].address.socket_address.port_value" "abc"
+
+listener() { # name, filter yaml
+  printf 'static_resources:\n  listeners:\n  - name: x\n    address: {socket_address: {address: 127.0.0.1, port_value: 1}}\n    filter_chains:\n    - filters:\n%s\n' "$1"
+}
+listener '      - name: nope
+        typed_config: {"@type": type.googleapis.com/foo.Bar}' > "$T/unknown_type.yaml"
+expect_invalid "$T/unknown_type.yaml" "unknown_type.yaml" "static_resources.listeners[0].filter_chains[0].filters[0].typed_config" "foo.Bar"
+
+listener '      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: x
+          cluster: nowhere' > "$T/dangling.yaml"
+expect_invalid "$T/dangling.yaml" "dangling.yaml" "filters[0].typed_config.cluster" "unknown cluster 'nowhere'"
+
+listener '      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          cluster: c' > "$T/no_prefix.yaml"
+expect_invalid "$T/no_prefix.yaml" "typed_config.stat_prefix" "must be set"
+
+printf 'static_resources:\n  clusters:\n  - name: c\n    type: STATIC\n    load_assignment:\n      endpoints:\n      - lb_endpoints:\n        - endpoint: {address: {socket_address: {address: example.com, port_value: 80}}}\n' > "$T/static_host.yaml"
+expect_invalid "$T/static_host.yaml" "static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address" "STATIC"
+
+printf 'static_resources:\n  clusters:\n  - {name: c}\n  - {name: c}\n' > "$T/dup.yaml"
+expect_invalid "$T/dup.yaml" "static_resources.clusters[1].name" "duplicate"
+
+printf 'static_resources:\n  listeners: [\n' > "$T/syntax.yaml"
+expect_invalid "$T/syntax.yaml" "syntax.yaml" "line"
+
+printf 'bootstrap_extensions:\n- name: s\n  typed_config:\n    "@type": type.googleapis.com/tern.bootstrap.v1.Settings\n    log_level: loud\n' > "$T/level.yaml"
+expect_invalid "$T/level.yaml" "level.yaml" "bootstrap_extensions[0].typed_config.log_level" "loud"
+
+expect_invalid "$T/does_not_exist.yaml" "does_not_exist.yaml" "cannot open"
+
+if "$TERN" --bogus >/dev/null 2>&1; then fail "unknown flag accepted"; else ok "unknown flag rejected"; fi
+
+# A real start: the default config's shape on free ports.
+read -r P1 P2 < <(python3 -c '
+import socket
+s=[socket.socket() for _ in range(2)]
+[x.bind(("127.0.0.1",0)) for x in s]
+print(*[x.getsockname()[1] for x in s])')
+sed -e "s/port_value: 10000/port_value: $P1/" -e "s/port_value: 10001/port_value: $P2/g" \
+  "$DEFAULT_CONFIG" > "$T/run.yaml"
+"$TERN" -c "$T/run.yaml" --concurrency 1 --log-level info 2> "$T/stderr" &
+PID=$!
+for _ in $(seq 100); do
+  grep -q "tern started" "$T/stderr" && break
+  sleep 0.05
+done
+reply=$(python3 - "$P1" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"hello through tern\n")
+s.shutdown(socket.SHUT_WR)
+out = b""
+while True:
+    b = s.recv(4096)
+    if not b:
+        break
+    out += b
+print(out.decode().strip())
+PY
+)
+if [[ "$reply" == "hello through tern" ]]; then ok "echo through the default config"; else fail "echo: got '$reply'"; fi
+kill -USR1 "$PID"
+for _ in $(seq 100); do grep -q "tcp.default.downstream_cx_total: 1" "$T/stderr" && break; sleep 0.05; done
+if grep -q "tcp.default.downstream_cx_total: 1" "$T/stderr"; then ok "SIGUSR1 prints stats"; else fail "SIGUSR1 stats missing"; fi
+kill -TERM "$PID"
+wait "$PID"
+rc=$?
+PID=""
+if [[ $rc -eq 0 ]]; then ok "SIGTERM exits 0"; else fail "SIGTERM exit $rc"; fi
+
+# A second instance on a busy port fails with a clear error and exit 1.
+python3 -c '
+import socket,sys,time,subprocess
+s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(); p=s.getsockname()[1]
+cfg=open(sys.argv[2]).read().replace("port_value: %s" % sys.argv[3], "port_value: %d" % p, 1)
+open(sys.argv[4],"w").write(cfg)
+r=subprocess.run([sys.argv[1],"-c",sys.argv[4]],capture_output=True,text=True,timeout=20)
+print(r.returncode, r.stderr.strip().splitlines()[-1])' "$TERN" "$T/run.yaml" "$P1" "$T/busy.yaml" > "$T/busy.out"
+if grep -q "^1 .*listeners\[0\] (tcp_proxy).*Address already in use" "$T/busy.out"; then ok "port in use: $(cat "$T/busy.out")"; else fail "port in use: $(cat "$T/busy.out")"; fi
+
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
