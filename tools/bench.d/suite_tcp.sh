@@ -6,6 +6,7 @@ TCP_PROXIES="tern tern-raw nginx haproxy"
 TCP_TESTS="throughput,idle"
 TCP_STREAMS="1,8"
 IPERF_TIME=${BENCH_IPERF_TIME:-5}
+TCP_ROUNDS=${BENCH_ROUNDS:-3}      # interleaved rounds per throughput figure (median)
 IDLE_CONNS=${BENCH_IDLE_CONNS:-8000}
 IDLE_DEADLINE=${BENCH_IDLE_DEADLINE:-60}   # seconds to open all idle connections
 
@@ -157,26 +158,58 @@ iperf_once() {
   IPERF_GBPS=$gbps
 }
 
-test_throughput() {
-  local keys=$1 key s tpid target
-  alloc_port IPERF_UP
-  for key in direct $keys; do
-    if [[ $key == direct ]]; then
-      target=$IPERF_UP
-    else
-      start_proxy "$key" "$IPERF_UP"
-      target=$PROXY_PORT
-      tpid=$PROXY_TPID
-    fi
-    for s in ${TCP_STREAMS//,/ }; do
-      log "throughput: $key, $s stream(s), ${IPERF_TIME}s"
-      iperf_once "$key" "$target" "$s"
-      local streams="$s streams"; [[ $s == 1 ]] && streams="1 stream"
-      result "TCP throughput, $streams" "$key" "$(proxy_label "$key")" \
-        "$IPERF_GBPS" "Gbit/s" higher "iperf3 -P $s -t $IPERF_TIME"
-    done
-    [[ $key == direct ]] || bg_stop "$tpid"
+# proc_cpu_ticks PID: user+system clock ticks of PID and its children (nginx workers).
+proc_cpu_ticks() {
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
+    [[ -r /proc/$p/stat ]] && total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
   done
+  echo "$total"
+}
+
+# Runs are interleaved (every proxy once per round, TCP_ROUNDS rounds) and the median is
+# reported: on a 2-core VM single runs swing by 20%, and interleaving spreads any
+# background noise over all proxies alike. The proxy's own CPU time during each run is
+# recorded too (user+system of its process; softirq work on its core may be charged
+# elsewhere), as CPU seconds per GB moved.
+test_throughput() {
+  local keys=$1 key s r
+  local -A target tpid mpid
+  alloc_port IPERF_UP
+  target[direct]=$IPERF_UP
+  for key in $keys; do
+    start_proxy "$key" "$IPERF_UP"
+    target[$key]=$PROXY_PORT
+    tpid[$key]=$PROXY_TPID
+    mpid[$key]=$PROXY_PID
+  done
+  for s in ${TCP_STREAMS//,/ }; do
+    local -A runs=() cpus=()
+    for ((r = 1; r <= TCP_ROUNDS; r++)); do
+      for key in direct $keys; do
+        log "throughput: $key, $s stream(s), ${IPERF_TIME}s, round $r/$TCP_ROUNDS"
+        local c0=0 c1=0
+        [[ $key != direct ]] && c0=$(proc_cpu_ticks "${mpid[$key]}")
+        iperf_once "$key" "${target[$key]}" "$s"
+        [[ $key != direct ]] && c1=$(proc_cpu_ticks "${mpid[$key]}")
+        runs[$key]+="$IPERF_GBPS "
+        cpus[$key]+="$(python3 -c "import sys; t=($c1-$c0)/$(getconf CLK_TCK); g=float(sys.argv[1])*$IPERF_TIME/8; print(round(t/g,3) if g>0 else 0)" "$IPERF_GBPS") "
+      done
+    done
+    local streams="$s streams"; [[ $s == 1 ]] && streams="1 stream"
+    for key in direct $keys; do
+      local med
+      med=$(python3 -c "import statistics,sys; v=[float(x) for x in sys.argv[1:]]; print(round(statistics.median(v),2))" ${runs[$key]})
+      local note="median of ${TCP_ROUNDS} interleaved runs: ${runs[$key]% }; iperf3 -P $s -t $IPERF_TIME"
+      if [[ $key != direct ]]; then
+        local cmed
+        cmed=$(python3 -c "import statistics,sys; print(round(statistics.median([float(x) for x in sys.argv[1:]]),3))" ${cpus[$key]})
+        note+="; proxy CPU ${cmed} s/GB"
+      fi
+      result "TCP throughput, $streams" "$key" "$(proxy_label "$key")" "$med" "Gbit/s" higher "$note"
+    done
+  done
+  for key in $keys; do bg_stop "${tpid[$key]}"; done
 }
 
 # ---------------------------------------------------------------------------------------

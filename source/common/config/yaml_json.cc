@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -41,6 +42,18 @@ bool isPlainLiteral(const std::string& v) {
   return absl::SimpleAtod(v, &d);
 }
 
+// YAML reads ".5", "-.5" and "1." as numbers; JSON wants a digit on each side of the point.
+std::string jsonNumber(std::string v) {
+  size_t lead = v[0] == '-' ? 1 : 0;
+  if (lead < v.size() && v[lead] == '.') v.insert(lead, "0");
+  size_t dot = v.find('.');
+  if (dot != std::string::npos &&
+      (dot + 1 == v.size() || !absl::ascii_isdigit(static_cast<unsigned char>(v[dot + 1])))) {
+    v.insert(dot + 1, "0");
+  }
+  return v;
+}
+
 absl::Status emit(const YAML::Node& node, std::string& out) {
   switch (node.Type()) {
   case YAML::NodeType::Null:
@@ -49,8 +62,9 @@ absl::Status emit(const YAML::Node& node, std::string& out) {
     return absl::OkStatus();
   case YAML::NodeType::Scalar: {
     const std::string& v = node.Scalar();
-    if (node.Tag() != "!" && isPlainLiteral(v)) {
-      out += v;
+    // "!" marks a quoted scalar, "!!str" an explicitly tagged one: both stay strings.
+    if (node.Tag() != "!" && node.Tag() != "tag:yaml.org,2002:str" && isPlainLiteral(v)) {
+      out += (v == "true" || v == "false" || v == "null") ? v : jsonNumber(v);
     } else {
       appendJsonString(out, v);
     }

@@ -25,8 +25,9 @@ enum FileReadyType : uint32_t {
 class FileEvent {
 public:
   virtual ~FileEvent() = default;
-  // Which of Read/Write the owner wants now. Enabling an event that is already ready
-  // produces a callback (the implementation re-checks, it does not wait for a new edge).
+  // Which of Read/Write the owner wants now; the kernel is asked only for these. Enabling
+  // an event that is already ready produces a callback (the implementation re-checks, it
+  // does not wait for a new edge).
   virtual void setEnabled(uint32_t events) = 0;
   // Schedule a callback with `events` on the next turn, as if the fd had reported them.
   virtual void activate(uint32_t events) = 0;

@@ -124,21 +124,14 @@ DispatcherBase::FileEventImpl::~FileEventImpl() {
 }
 
 void DispatcherBase::FileEventImpl::setEnabled(uint32_t events) {
-  uint32_t newly = events & ~enabled_;
+  if (events == enabled_) return;
   enabled_ = events;
-  if (dispatcher_.oneshot_) {
-    // Re-arming reports the current state, so nothing is lost. Inside our own callback
-    // the re-arm happens once, after it returns.
-    if (in_callback_) {
-      rearm_needed_ = true;
-    } else {
-      dispatcher_.registerFd(*this, false);
-    }
-  } else if (newly & FileReadyType::Read) {
-    // Edge-triggered: data that arrived while reading was disabled raised its edge
-    // already, so look again. (Write edges are never dropped: Write is only enabled
-    // right after EAGAIN or a connect in progress.)
-    activate(FileReadyType::Read);
+  // Re-registering reports the current state (both models), so nothing is lost. With
+  // EPOLLONESHOT, inside our own callback the re-arm happens once, after it returns.
+  if (dispatcher_.oneshot_ && in_callback_) {
+    rearm_needed_ = true;
+  } else {
+    dispatcher_.registerFd(*this, false);
   }
 }
 

@@ -40,11 +40,13 @@ FileEventPtr LoopDispatcher::createFileEvent(int fd, FileReadyCb cb, uint32_t ev
 }
 
 void LoopDispatcher::registerFd(FileEventImpl& fe, bool add) {
-  if (!add) return; // edge-triggered: interest never changes, delivery is filtered
+  // Interest follows what the owner enabled: a socket nobody wants to write to raises no
+  // EPOLLOUT edge on every ACK of a bulk transfer. EPOLL_CTL_MOD re-checks readiness, so
+  // enabling an event that is already ready reports it at once.
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.events = toEpoll(fe.enabled()) | EPOLLET;
   ev.data.u64 = fe.id();
-  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fe.fd(), &ev);
+  epoll_ctl(epoll_fd_, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fe.fd(), &ev);
 }
 
 void LoopDispatcher::unregisterFd(FileEventImpl& fe) {
