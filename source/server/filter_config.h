@@ -5,6 +5,7 @@
 
 #include "absl/status/statusor.h"
 #include "google/protobuf/any.pb.h"
+#include "source/common/http/filter.h"
 #include "source/common/network/connection.h"
 #include "source/common/stats/stats.h"
 
@@ -40,6 +41,29 @@ public:
                       FactoryContext& context) = 0;
   // Terminal filters (proxies) must be last in a chain.
   virtual bool isTerminal() const { return false; }
+};
+
+// An HTTP stream filter extension (HCM http_filters), also usable on RPC streams.
+class HttpFilterFactory {
+public:
+  virtual ~HttpFilterFactory() = default;
+  virtual std::string name() const = 0;
+  virtual std::string configType() const = 0;
+  virtual absl::StatusOr<http::FilterFactoryCb>
+  createFilterFactory(const google::protobuf::Any& config, const std::string& field_path,
+                      FactoryContext& context) = 0;
+  virtual bool isTerminal() const { return false; }
+};
+
+// An access logger extension (envoy.access_loggers.*).
+class AccessLogFactory {
+public:
+  virtual ~AccessLogFactory() = default;
+  virtual std::string name() const = 0;
+  virtual std::string configType() const = 0;
+  virtual absl::StatusOr<http::AccessLogSharedPtr>
+  createAccessLog(const google::protobuf::Any& config, const std::string& field_path,
+                  FactoryContext& context) = 0;
 };
 
 } // namespace server

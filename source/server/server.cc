@@ -164,6 +164,7 @@ void Server::stop() {
   if (runtime_ && started_) runtime_->stop();
   // Shards no longer run: tear down their objects from here.
   shard_listeners_.clear();
+  cm_.clearShardLocals();
 }
 
 Server::~Server() {

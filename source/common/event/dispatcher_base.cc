@@ -107,7 +107,10 @@ void DispatcherBase::dispatchFd(uint64_t id, uint32_t events) {
   }
   if (fe->rearm_needed_) {
     fe->rearm_needed_ = false;
-    registerFd(*fe, false);
+    // Nothing enabled: stay disarmed. Epoll reports EPOLLHUP/EPOLLERR even without
+    // interest, so re-arming would bring a hang-up straight back, over and over, for as
+    // long as the owner keeps the event disabled. setEnabled() re-arms when it changes.
+    if (fe->enabled_ != 0) registerFd(*fe, false);
   }
 }
 

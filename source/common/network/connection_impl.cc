@@ -167,7 +167,10 @@ void ConnectionImpl::onReadReady() {
       closeSocket(ConnectionEvent::RemoteClose);
       return;
     }
-    if (read_buffer_.length() > before || r.end_stream) runReadFilters();
+    if (read_buffer_.length() > before || r.end_stream || redeliver_) {
+      redeliver_ = false;
+      runReadFilters();
+    }
     if (state_ == State::Closed) return;
     if (read_end_stream_) {
       if (!half_close_) {
@@ -221,8 +224,12 @@ void ConnectionImpl::readDisable(bool disable) {
     read_disable_count_--;
     if (read_disable_count_ == 0) {
       updateFileEvent();
-      // Bytes read earlier may wait in the buffer for a filter that was paused.
-      if (!read_buffer_.empty() && file_event_) file_event_->activate(FileReadyType::Read);
+      // Bytes read earlier may wait in the buffer for a filter that was paused: the
+      // activation must run the filters even if the socket has nothing new.
+      if (!read_buffer_.empty() && file_event_) {
+        redeliver_ = true;
+        file_event_->activate(FileReadyType::Read);
+      }
     }
   }
 }
@@ -333,6 +340,7 @@ void ConnectionImpl::closeFromBypass(ConnectionEvent event, const char* reason) 
 
 void ConnectionImpl::closeSocket(ConnectionEvent event) {
   if (state_ == State::Closed) return;
+  TERN_LOG(Debug, "connection %d (%s) closed: %s", id_, remote_.toString(), closeReason());
   state_ = State::Closed;
   connect_timer_.reset();
   file_event_.reset();

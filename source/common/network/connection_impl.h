@@ -116,6 +116,7 @@ private:
   bool above_high_{false};
   bool write_event_wanted_{false};
   bool in_read_filters_{false};
+  bool redeliver_{false};            // run the filters on buffered bytes (read re-enabled)
 };
 
 } // namespace network

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 #include "google/protobuf/util/time_util.h"
 #include "source/common/common/logger.h"
 #include "source/common/network/socket.h"
@@ -14,6 +15,7 @@ namespace upstream {
 
 using envoy::config::cluster::v3::Cluster_DiscoveryType;
 using ClusterProto = envoy::config::cluster::v3::Cluster;
+using google::protobuf::util::TimeUtil;
 
 namespace {
 
@@ -124,6 +126,22 @@ Cluster::Cluster(const ClusterProto& config, stats::Store& store)
                         : 1024 * 1024),
       stats_(ClusterStats::create(store, absl::StrCat("cluster.", config.name(), "."))) {
   hosts_ = std::make_shared<PrioritySet>();
+  for (const auto& t : config.circuit_breakers().thresholds()) {
+    if (t.priority() != envoy::config::core::v3::DEFAULT) continue;
+    if (t.has_max_connections()) max_connections_ = t.max_connections().value();
+    if (t.has_max_pending_requests()) max_pending_ = t.max_pending_requests().value();
+    if (t.has_max_requests()) max_requests_ = t.max_requests().value();
+    if (t.has_max_retries()) max_retries_ = t.max_retries().value();
+  }
+  auto it = config.typed_extension_protocol_options().find(
+      "envoy.extensions.upstreams.http.v3.HttpProtocolOptions");
+  if (it != config.typed_extension_protocol_options().end()) {
+    envoy::extensions::upstreams::http::v3::HttpProtocolOptions opts;
+    if (it->second.UnpackTo(&opts) && opts.common_http_protocol_options().has_idle_timeout()) {
+      http_idle_timeout_ = std::chrono::milliseconds(
+          TimeUtil::DurationToMilliseconds(opts.common_http_protocol_options().idle_timeout()));
+    }
+  }
 }
 
 bool Cluster::isStrictDns() const { return config_.type() == ClusterProto::STRICT_DNS; }
@@ -172,6 +190,16 @@ HostSharedPtr ShardClusterManager::chooseHost(Cluster& cluster, absl::Span<Host*
       bool excluded = false;
       for (Host* x : exclude) excluded |= x == h.get();
       if (!excluded) return h;
+    }
+    // n draws need not visit every host (weighted or random balancers repeat hosts), so
+    // before leaving the level look for any healthy host that is not excluded.
+    if (!exclude.empty()) {
+      for (const auto& h : lbs.hosts->levels[p]) {
+        if (!h->healthy.load(std::memory_order_relaxed)) continue;
+        bool excluded = false;
+        for (Host* x : exclude) excluded |= x == h.get();
+        if (!excluded) return h;
+      }
     }
   }
   cluster.stats().upstream_cx_none_healthy.inc();

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -34,6 +35,21 @@ namespace upstream {
   COUNTER(upstream_cx_tx_bytes_total)                                                        \
   COUNTER(upstream_cx_none_healthy)                                                          \
   COUNTER(upstream_flow_control_paused_reading_total)                                        \
+  COUNTER(upstream_cx_overflow)                                                              \
+  COUNTER(upstream_cx_idle_timeout)                                                          \
+  COUNTER(upstream_rq_total)                                                                 \
+  COUNTER(upstream_rq_pending_total)                                                         \
+  COUNTER(upstream_rq_pending_overflow)                                                      \
+  COUNTER(upstream_rq_retry)                                                                 \
+  COUNTER(upstream_rq_retry_overflow)                                                        \
+  COUNTER(upstream_rq_timeout)                                                               \
+  COUNTER(upstream_rq_per_try_timeout)                                                       \
+  COUNTER(upstream_rq_2xx)                                                                   \
+  COUNTER(upstream_rq_3xx)                                                                   \
+  COUNTER(upstream_rq_4xx)                                                                   \
+  COUNTER(upstream_rq_5xx)                                                                   \
+  GAUGE(upstream_rq_active)                                                                  \
+  GAUGE(upstream_rq_pending_active)                                                          \
   COUNTER(upstream_flow_control_resumed_reading_total)                                       \
   COUNTER(update_attempt)                                                                    \
   COUNTER(update_success)                                                                    \
@@ -53,6 +69,14 @@ public:
   std::chrono::milliseconds connectTimeout() const { return connect_timeout_; }
   LbPolicy lbPolicy() const { return lb_policy_; }
   uint32_t bufferLimit() const { return buffer_limit_; }
+  // Circuit breakers (default priority thresholds; Envoy's defaults when unset).
+  uint32_t maxConnections() const { return max_connections_; }
+  uint32_t maxPendingRequests() const { return max_pending_; }
+  uint32_t maxRequests() const { return max_requests_; }
+  uint32_t maxRetries() const { return max_retries_; }
+  // Idle upstream HTTP connections close after this (0: never).
+  std::chrono::milliseconds httpIdleTimeout() const { return http_idle_timeout_; }
+  std::atomic<int64_t>& retriesActive() { return retries_active_; }
   ClusterStats& stats() { return stats_; }
   const envoy::config::cluster::v3::Cluster& config() const { return config_; }
   bool isStrictDns() const;
@@ -68,6 +92,12 @@ private:
   const std::chrono::milliseconds connect_timeout_;
   const LbPolicy lb_policy_;
   const uint32_t buffer_limit_;
+  uint32_t max_connections_{1024};
+  uint32_t max_pending_{1024};
+  uint32_t max_requests_{1024};
+  uint32_t max_retries_{3};
+  std::chrono::milliseconds http_idle_timeout_{3600 * 1000};
+  std::atomic<int64_t> retries_active_{0};
   ClusterStats stats_;
   mutable absl::Mutex mu_;
   PrioritySetConstSharedPtr hosts_ ABSL_GUARDED_BY(mu_);
@@ -89,6 +119,19 @@ public:
                                                             const HostSharedPtr& host);
   event::Dispatcher& dispatcher() { return dispatcher_; }
 
+  // Per-shard state of components above the cluster manager (HTTP connection pools),
+  // found by a key the component owns. Lives until clearLocals().
+  class Local {
+  public:
+    virtual ~Local() = default;
+  };
+  template <class T> T& local(const void* key) {
+    auto& slot = locals_[key];
+    if (!slot) slot = std::make_unique<T>(*this);
+    return static_cast<T&>(*slot);
+  }
+  void clearLocals() { locals_.clear(); }
+
 private:
   struct Lbs {
     uint64_t version{~0ull};
@@ -99,6 +142,7 @@ private:
   event::Dispatcher& dispatcher_;
   const uint64_t seed_;
   absl::flat_hash_map<const Cluster*, Lbs> lbs_;
+  absl::flat_hash_map<const void*, std::unique_ptr<Local>> locals_;
 };
 
 // Owns the clusters; resolves STRICT_DNS clusters on a background thread.
@@ -118,6 +162,10 @@ public:
   ShardClusterManager& shard(event::Dispatcher& dispatcher);
   // Starts periodic DNS refresh (after the server is up).
   void startDnsRefresh();
+  // Destroys per-shard state (pools and their connections) once the shards have stopped.
+  void clearShardLocals() {
+    for (auto& [d, s] : shards_) s->clearLocals();
+  }
   void stop();
 
 private:

@@ -13,7 +13,6 @@ namespace {
 class RoundRobinLb : public LoadBalancer {
 public:
   RoundRobinLb(const HostVector& hosts, uint64_t seed) : hosts_(hosts), credit_(hosts.size(), 0) {
-    for (const auto& h : hosts_) total_ += h->weight;
     for (const auto& h : hosts_) {
       if (h->weight != hosts_[0]->weight) weighted_ = true;
     }
@@ -29,52 +28,54 @@ public:
       return nullptr;
     }
     size_t best = SIZE_MAX;
+    int64_t healthy_total = 0;
     for (size_t i = 0; i < hosts_.size(); i++) {
       if (!hosts_[i]->healthy.load(std::memory_order_relaxed)) continue;
       credit_[i] += hosts_[i]->weight;
+      healthy_total += hosts_[i]->weight;
       if (best == SIZE_MAX || credit_[i] > credit_[best]) best = i;
     }
     if (best == SIZE_MAX) return nullptr;
-    credit_[best] -= total_;
+    // Charge what was handed out this round (healthy hosts only): charging the weight of
+    // unhealthy hosts too would drift every credit down and flatten the split.
+    credit_[best] -= healthy_total;
     return hosts_[best];
   }
 
 private:
   HostVector hosts_;
   std::vector<int64_t> credit_;
-  int64_t total_{0};
   bool weighted_{false};
   size_t next_{0};
 };
 
 class RandomLb : public LoadBalancer {
 public:
-  RandomLb(const HostVector& hosts, uint64_t seed) : hosts_(hosts), rng_(seed) {
-    for (const auto& h : hosts_) total_ += h->weight;
-  }
+  RandomLb(const HostVector& hosts, uint64_t seed) : hosts_(hosts), rng_(seed) {}
   HostSharedPtr choose() override {
-    if (hosts_.empty()) return nullptr;
-    for (int tries = 0; tries < 8; tries++) {
-      // Weighted: a point on [0, total) falls into one host's share.
-      uint64_t point = rng_() % total_;
-      for (const auto& h : hosts_) {
-        if (point < h->weight) {
-          if (h->healthy.load(std::memory_order_relaxed)) return h;
-          break;
-        }
-        point -= h->weight;
-      }
-    }
+    // Weighted over the healthy hosts only: a point on [0, healthy total) falls into one
+    // healthy host's share. (Redrawing when the point hits an unhealthy host, then giving
+    // up on the first healthy one, skewed the split towards that host.)
+    uint64_t total = 0;
     for (const auto& h : hosts_) {
-      if (h->healthy.load(std::memory_order_relaxed)) return h;
+      if (h->healthy.load(std::memory_order_relaxed)) total += h->weight;
     }
-    return nullptr;
+    if (total == 0) return nullptr;
+    uint64_t point = rng_() % total;
+    const HostSharedPtr* last = nullptr;
+    for (const auto& h : hosts_) {
+      if (!h->healthy.load(std::memory_order_relaxed)) continue;
+      if (point < h->weight) return h;
+      point -= h->weight;
+      last = &h;
+    }
+    // Health changed between the two passes: any healthy host will do.
+    return last ? *last : nullptr;
   }
 
 private:
   HostVector hosts_;
   std::mt19937_64 rng_;
-  uint64_t total_{0};
 };
 
 // Power of two choices: two random hosts, the one with fewer active requests (or, for L4,
@@ -99,6 +100,20 @@ public:
       if (!best || load < best_load) {
         best = h;
         best_load = load;
+      }
+    }
+    if (!best) {
+      // Every draw hit an unhealthy host (likely when most are down): take the least
+      // loaded healthy host rather than report none.
+      for (const auto& h : hosts_) {
+        if (!h->healthy.load(std::memory_order_relaxed)) continue;
+        double load = static_cast<double>(h->rq_active.load(std::memory_order_relaxed) +
+                                          h->cx_active.load(std::memory_order_relaxed) + 1) /
+                      h->weight;
+        if (!best || load < best_load) {
+          best = h;
+          best_load = load;
+        }
       }
     }
     return best;

@@ -1,0 +1,451 @@
+#include "extensions/codecs/http1/codec_impl.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "source/common/common/logger.h"
+
+namespace tern {
+namespace http1 {
+
+const char* reasonPhrase(int code) {
+  switch (code) {
+  case 100: return "Continue";
+  case 101: return "Switching Protocols";
+  case 200: return "OK";
+  case 201: return "Created";
+  case 202: return "Accepted";
+  case 204: return "No Content";
+  case 206: return "Partial Content";
+  case 301: return "Moved Permanently";
+  case 302: return "Found";
+  case 303: return "See Other";
+  case 304: return "Not Modified";
+  case 307: return "Temporary Redirect";
+  case 308: return "Permanent Redirect";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 408: return "Request Timeout";
+  case 413: return "Payload Too Large";
+  case 429: return "Too Many Requests";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
+  case 502: return "Bad Gateway";
+  case 503: return "Service Unavailable";
+  case 504: return "Gateway Timeout";
+  case 505: return "HTTP Version Not Supported";
+  default: return code < 200 ? "Informational" : code < 300 ? "OK" : code < 400 ? "Redirect"
+                  : code < 500 ? "Client Error" : "Server Error";
+  }
+}
+
+namespace {
+// Connection-specific fields: they describe one hop and are never forwarded as they are.
+bool isHopByHop(absl::string_view name) {
+  return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
+         name == "transfer-encoding" || name == "upgrade" || name == "te";
+}
+} // namespace
+
+ConnectionBase::ConnectionBase(network::Connection& connection, Parser::Type type, Limits limits)
+    : connection_(connection), parser_(type, *this, limits),
+      input_(&connection.dispatcher().blockPool()) {}
+
+absl::Status ConnectionBase::dispatchInput(buffer::Buffer& data) {
+  input_.move(data);
+  return parseInput();
+}
+
+absl::Status ConnectionBase::parseInput() { return parser_.parse(input_); }
+
+void ConnectionBase::encodeFields(const http::HeaderMap& headers, buffer::Buffer& out,
+                                  bool skip_hop_by_hop) {
+  for (const auto& [name, value] : headers.entries()) {
+    if (name[0] == ':') continue;
+    if (skip_hop_by_hop && isHopByHop(name)) continue;
+    out.add(name);
+    out.add(": ", 2);
+    out.add(value);
+    out.add("\r\n", 2);
+  }
+}
+
+void ConnectionBase::encodeBody(buffer::Buffer& data, bool end_stream, bool chunked) {
+  buffer::Buffer out(&connection_.dispatcher().blockPool());
+  if (chunked && !data.empty()) {
+    out.add(absl::StrFormat("%x\r\n", data.length()));
+    out.move(data);
+    out.add("\r\n", 2);
+  } else {
+    out.move(data);
+  }
+  if (chunked && end_stream) out.add("0\r\n\r\n", 5);
+  if (!out.empty()) connection_.write(out, false);
+}
+
+void ConnectionBase::encodeTrailers(const http::HeaderMap& trailers) {
+  buffer::Buffer out(&connection_.dispatcher().blockPool());
+  out.add("0\r\n", 3);
+  encodeFields(trailers, out, true);
+  out.add("\r\n", 2);
+  connection_.write(out, false);
+}
+
+// ---------------------------------------------------------------------------------------
+// Server
+
+class ServerConnection::ResponseEncoder : public http::StreamEncoder,
+                                          public event::DeferredDeletable {
+public:
+  explicit ResponseEncoder(ServerConnection& parent) : parent_(parent) {}
+
+  void encode1xxHeaders(const http::HeaderMap& headers) override {
+    int code = headers.statusCode();
+    buffer::Buffer out(&parent_.connection_.dispatcher().blockPool());
+    out.add(absl::StrCat("HTTP/1.1 ", code, " ", reasonPhrase(code), "\r\n"));
+    parent_.encodeFields(headers, out, true);
+    out.add("\r\n", 2);
+    parent_.connection_.write(out, false);
+  }
+
+  void encodeHeaders(const http::HeaderMap& headers, bool end_stream) override {
+    ServerConnection& p = parent_;
+    p.response_started_ = true;
+    int code = headers.statusCode();
+    if (code == 0) code = 500;
+    buffer::Buffer out(&p.connection_.dispatcher().blockPool());
+    out.add(absl::StrCat(p.protocol_ == http::Protocol::Http10 ? "HTTP/1.0 " : "HTTP/1.1 ", code,
+                         " ", reasonPhrase(code), "\r\n"));
+    bool upgrade = code == 101 || (p.connect_request_ && code >= 200 && code < 300);
+    p.encodeFields(headers, out, code != 101);
+    bool no_body = code < 200 || code == 204 || code == 304;
+    const std::string* cl = headers.get("content-length");
+    chunked_ = false;
+    if (upgrade) {
+      p.tunnel_ = true;
+    } else if (no_body) {
+      // no framing fields
+    } else if (end_stream && cl == nullptr) {
+      if (!p.head_request_) out.add("content-length: 0\r\n");
+    } else if (cl == nullptr && !end_stream) {
+      if (p.protocol_ == http::Protocol::Http11 && !p.head_request_) {
+        out.add("transfer-encoding: chunked\r\n");
+        chunked_ = true;
+      } else {
+        p.keep_alive_ = false; // body ends when we close
+      }
+    }
+    // An upstream that asked to close does not close the client's connection.
+    if (!p.keep_alive_) {
+      out.add("connection: close\r\n");
+    } else if (p.protocol_ == http::Protocol::Http10) {
+      out.add("connection: keep-alive\r\n");
+    }
+    out.add("\r\n", 2);
+    p.connection_.write(out, false);
+    if (end_stream) p.onResponseComplete();
+  }
+
+  void encodeData(buffer::Buffer& data, bool end_stream) override {
+    if (parent_.head_request_) {
+      data.clear();
+    } else {
+      parent_.encodeBody(data, end_stream, chunked_);
+    }
+    if (end_stream) parent_.onResponseComplete();
+  }
+
+  void encodeTrailers(const http::HeaderMap& trailers) override {
+    if (chunked_) {
+      parent_.encodeTrailers(trailers);
+    } else {
+      buffer::Buffer empty;
+      parent_.encodeBody(empty, true, false);
+    }
+    parent_.onResponseComplete();
+  }
+
+  void addCallbacks(http::StreamCallbacks& cb) override { callbacks_ = &cb; }
+  void removeCallbacks(http::StreamCallbacks& cb) override {
+    if (callbacks_ == &cb) callbacks_ = nullptr;
+  }
+  void resetStream(http::StreamResetReason) override {
+    // HTTP/1 cannot reset one stream: the connection goes.
+    parent_.keep_alive_ = false;
+    parent_.connection_.close(network::ConnectionCloseType::FlushWrite);
+  }
+  void readDisable(bool disable) override { parent_.connection_.readDisable(disable); }
+
+  void onReset(http::StreamResetReason reason) {
+    if (callbacks_) callbacks_->onResetStream(reason);
+  }
+
+private:
+  ServerConnection& parent_;
+  http::StreamCallbacks* callbacks_{nullptr};
+  bool chunked_{false};
+};
+
+ServerConnection::ServerConnection(network::Connection& connection,
+                                   http::ServerConnectionCallbacks& callbacks, Limits limits)
+    : ConnectionBase(connection, Parser::Type::Request, limits), callbacks_(callbacks) {}
+
+ServerConnection::~ServerConnection() = default;
+
+absl::Status ServerConnection::dispatch(buffer::Buffer& data) {
+  absl::Status st = dispatchInput(data);
+  if (!st.ok()) return st;
+  // Pipelined requests wait behind the current one: stop reading if too many queue up.
+  if (parser_.paused() && input_.length() > 64 * 1024 && !input_blocked_) {
+    input_blocked_ = true;
+    connection_.readDisable(true);
+  }
+  return absl::OkStatus();
+}
+
+void ServerConnection::onPeerClosed() {
+  if (encoder_ && !request_complete_) {
+    encoder_->onReset(http::StreamResetReason::ConnectionTermination);
+  }
+}
+
+void ServerConnection::sendProtocolError(const absl::Status& error) {
+  keep_alive_ = false;
+  if (response_started_) return; // too late for a response: the close says it all
+  int code = 400;
+  if (error.code() == absl::StatusCode::kResourceExhausted) code = 431;
+  if (error.code() == absl::StatusCode::kUnimplemented) code = 501;
+  std::string body = absl::StrCat(error.message(), "\n");
+  buffer::Buffer out(&connection_.dispatcher().blockPool());
+  out.add(absl::StrCat("HTTP/1.1 ", code, " ", reasonPhrase(code),
+                       "\r\ncontent-type: text/plain\r\ncontent-length: ", body.size(),
+                       "\r\nconnection: close\r\n\r\n", body));
+  connection_.write(out, false);
+  response_started_ = true;
+  if (encoder_) encoder_->onReset(http::StreamResetReason::ProtocolError);
+}
+
+absl::Status ServerConnection::onHeaders(http::HeaderMapPtr headers, const MessageInfo& info,
+                                         bool end_stream) {
+  protocol_ = info.protocol;
+  keep_alive_ = info.keep_alive;
+  // Known before the stream runs: a local reply may complete the response inside the
+  // decodeHeaders call below.
+  request_complete_ = end_stream;
+  response_started_ = false;
+  response_complete_ = false;
+  head_request_ = headers->method() == "HEAD";
+  connect_request_ = info.connect;
+  encoder_ = std::make_unique<ResponseEncoder>(*this);
+  decoder_ = &callbacks_.newStream(*encoder_);
+  if (info.expect_continue && !end_stream) {
+    // Answer the client's "may I send the body?" ourselves, as Envoy does by default.
+    buffer::Buffer out(&connection_.dispatcher().blockPool());
+    out.add("HTTP/1.1 100 Continue\r\n\r\n");
+    connection_.write(out, false);
+  }
+  decoder_->decodeHeaders(std::move(headers), end_stream);
+  return absl::OkStatus();
+}
+
+void ServerConnection::onData(buffer::Buffer& data, bool end_stream) {
+  if (end_stream) request_complete_ = true;
+  if (decoder_) decoder_->decodeData(data, end_stream);
+}
+
+void ServerConnection::onTrailers(http::HeaderMapPtr trailers) {
+  request_complete_ = true;
+  if (decoder_) decoder_->decodeTrailers(std::move(trailers));
+}
+
+void ServerConnection::onMessageComplete() {
+  request_complete_ = true;
+  // Hold back the next pipelined request until this response is out.
+  if (!response_complete_) parser_.pause();
+}
+
+void ServerConnection::onResponseComplete() {
+  if (tunnel_) return;
+  response_complete_ = true;
+  // The stream that wrote the response is still on the stack: free the encoder later.
+  if (encoder_) connection_.dispatcher().deferredDelete(std::move(encoder_));
+  decoder_ = nullptr;
+  if (!keep_alive_) {
+    connection_.close(network::ConnectionCloseType::FlushWrite);
+    return;
+  }
+  if (!request_complete_) {
+    TERN_LOG(Debug, "response before the request was complete: closing");
+    // Answered before the request finished (a local reply to a request with a body):
+    // the rest of the body cannot be told apart from a next request.
+    keep_alive_ = false;
+    connection_.close(network::ConnectionCloseType::FlushWrite);
+    return;
+  }
+  parser_.resume();
+  if (input_blocked_) {
+    input_blocked_ = false;
+    connection_.readDisable(false);
+  }
+  if (!input_.empty()) {
+    // A pipelined request is waiting; parse it from the event loop, not from inside the
+    // response path that called us.
+    if (!resume_timer_) {
+      resume_timer_ = connection_.dispatcher().createTimer([this] {
+        absl::Status st = parseInput();
+        if (!st.ok()) {
+          sendProtocolError(st);
+          connection_.close(network::ConnectionCloseType::FlushWrite);
+        }
+      });
+    }
+    resume_timer_->enableTimer(std::chrono::milliseconds(0));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Client
+
+class ClientConnection::RequestEncoder : public http::StreamEncoder {
+public:
+  explicit RequestEncoder(ClientConnection& parent) : parent_(parent) {}
+
+  void encodeHeaders(const http::HeaderMap& headers, bool end_stream) override {
+    ClientConnection& p = parent_;
+    absl::string_view method = headers.method();
+    buffer::Buffer out(&p.connection_.dispatcher().blockPool());
+    p.connect_ = method == "CONNECT";
+    absl::string_view target = p.connect_ ? headers.host() : headers.path();
+    out.add(absl::StrCat(method, " ", target, " HTTP/1.1\r\n"));
+    if (!headers.host().empty()) out.add(absl::StrCat("host: ", headers.host(), "\r\n"));
+    bool upgrade = headers.has("upgrade");
+    p.encodeFields(headers, out, !upgrade);
+    if (upgrade && !headers.has("connection")) out.add("connection: upgrade\r\n");
+    chunked_ = false;
+    if (!headers.has("content-length") && !upgrade && !p.connect_) {
+      if (end_stream) {
+        if (method == "POST" || method == "PUT" || method == "PATCH") out.add("content-length: 0\r\n");
+      } else {
+        out.add("transfer-encoding: chunked\r\n");
+        chunked_ = true;
+      }
+    }
+    out.add("\r\n", 2);
+    if (method == "HEAD" || p.connect_) p.parser_.expectNoBody();
+    p.connection_.write(out, false);
+    if (end_stream) p.request_complete_ = true;
+  }
+
+  void encodeData(buffer::Buffer& data, bool end_stream) override {
+    parent_.encodeBody(data, end_stream, chunked_);
+    if (end_stream) parent_.request_complete_ = true;
+  }
+
+  void encodeTrailers(const http::HeaderMap& trailers) override {
+    if (chunked_) parent_.encodeTrailers(trailers);
+    parent_.request_complete_ = true;
+  }
+
+  void addCallbacks(http::StreamCallbacks& cb) override { callbacks_ = &cb; }
+  void removeCallbacks(http::StreamCallbacks& cb) override {
+    if (callbacks_ == &cb) callbacks_ = nullptr;
+  }
+  void resetStream(http::StreamResetReason) override {
+    parent_.reusable_ = false;
+    parent_.decoder_ = nullptr;
+    parent_.connection_.close(network::ConnectionCloseType::NoFlush);
+  }
+  void readDisable(bool disable) override { parent_.connection_.readDisable(disable); }
+  void onReset(http::StreamResetReason reason) {
+    if (callbacks_) callbacks_->onResetStream(reason);
+  }
+
+private:
+  ClientConnection& parent_;
+  http::StreamCallbacks* callbacks_{nullptr};
+  bool chunked_{false};
+};
+
+ClientConnection::ClientConnection(network::Connection& connection, Limits limits)
+    : ConnectionBase(connection, Parser::Type::Response, limits) {}
+
+ClientConnection::~ClientConnection() = default;
+
+http::StreamEncoder& ClientConnection::newStream(http::StreamDecoder& response_decoder) {
+  decoder_ = &response_decoder;
+  request_complete_ = false;
+  response_complete_ = false;
+  encoder_ = std::make_unique<RequestEncoder>(*this);
+  return *encoder_;
+}
+
+absl::Status ClientConnection::dispatch(buffer::Buffer& data) {
+  if (decoder_ == nullptr && !parser_.inTunnel()) {
+    // Bytes with no request outstanding: the server is broken; drop the connection.
+    if (!data.empty()) {
+      reusable_ = false;
+      data.clear();
+      return absl::InvalidArgumentError("response data without a request");
+    }
+    return absl::OkStatus();
+  }
+  absl::Status st = dispatchInput(data);
+  if (!st.ok()) {
+    reusable_ = false;
+    http::StreamDecoder* d = decoder_;
+    decoder_ = nullptr;
+    if (d && encoder_) encoder_->onReset(http::StreamResetReason::ProtocolError);
+  }
+  return st;
+}
+
+void ClientConnection::onPeerClosed() {
+  reusable_ = false;
+  if (decoder_ == nullptr) return;
+  absl::Status st = parser_.onEof();
+  if (!st.ok() || !response_complete_) {
+    decoder_ = nullptr;
+    if (encoder_) encoder_->onReset(http::StreamResetReason::ConnectionTermination);
+  }
+}
+
+absl::Status ClientConnection::onHeaders(http::HeaderMapPtr headers, const MessageInfo& info,
+                                         bool end_stream) {
+  protocol_ = info.protocol;
+  int code = headers->statusCode();
+  if (code >= 100 && code < 200 && code != 101) {
+    if (decoder_) decoder_->decode1xxHeaders(std::move(headers));
+    return absl::OkStatus();
+  }
+  if (!info.keep_alive) reusable_ = false;
+  if (connect_ && code >= 200 && code < 300) {
+    parser_.switchToTunnel();
+    reusable_ = false;
+    end_stream = false;
+  }
+  if (info.upgrade) reusable_ = false;
+  if (decoder_) decoder_->decodeHeaders(std::move(headers), end_stream);
+  return absl::OkStatus();
+}
+
+void ClientConnection::onData(buffer::Buffer& data, bool end_stream) {
+  if (decoder_) decoder_->decodeData(data, end_stream);
+}
+
+void ClientConnection::onTrailers(http::HeaderMapPtr trailers) {
+  if (decoder_) decoder_->decodeTrailers(std::move(trailers));
+}
+
+void ClientConnection::onMessageComplete() {
+  response_complete_ = true;
+  if (!request_complete_) reusable_ = false; // the server answered early
+  decoder_ = nullptr;
+}
+
+} // namespace http1
+} // namespace tern

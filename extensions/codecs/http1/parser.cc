@@ -1,0 +1,435 @@
+#include "extensions/codecs/http1/parser.h"
+
+#include <cstring>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace tern {
+namespace http1 {
+namespace {
+
+// RFC 9110 tchar.
+bool isTchar(unsigned char c) {
+  if (absl::ascii_isalnum(c)) return true;
+  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != 0;
+}
+
+bool isToken(absl::string_view s) {
+  if (s.empty()) return false;
+  for (unsigned char c : s) {
+    if (!isTchar(c)) return false;
+  }
+  return true;
+}
+
+// Field values: visible ASCII, obs-text, SP and HTAB; never CR, LF, NUL or other CTLs.
+bool isFieldValue(absl::string_view s) {
+  for (unsigned char c : s) {
+    if (c == '\t') continue;
+    if (c < 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
+absl::string_view trimOws(absl::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+absl::Status bad(absl::string_view why) { return absl::InvalidArgumentError(why); }
+
+} // namespace
+
+absl::StatusOr<bool> Parser::collectBlock(buffer::Buffer& data) {
+  const size_t limit = size_t(limits_.max_headers_kb) * 1024;
+  while (!data.empty()) {
+    iovec iov;
+    data.getReadableSlices(&iov, 1);
+    const char* p = static_cast<const char*>(iov.iov_base);
+    size_t take = std::min<size_t>(iov.iov_len, limit + 4 - std::min(limit + 4, head_.size()));
+    if (take == 0) return absl::ResourceExhaustedError("headers too large");
+    size_t old = head_.size();
+    head_.append(p, take);
+    // Where the block ends, if it ends in what we have: bytes after it (a body arriving
+    // in the same read) are not part of the head and are not checked or consumed here.
+    size_t keep = std::string::npos;
+    if (state_ == State::Trailers && head_.size() >= 2 && head_[0] == '\r' && head_[1] == '\n') {
+      keep = 2; // an empty trailer section: just the final CRLF
+    } else {
+      size_t pos = head_.find("\r\n\r\n", old >= 3 ? old - 3 : 0);
+      if (pos != std::string::npos) keep = pos + 4;
+    }
+    size_t check_end = keep == std::string::npos ? head_.size() : keep;
+    // Every LF must follow a CR (a bare LF is how smuggling payloads hide line ends).
+    for (size_t i = old; i < check_end; i++) {
+      if (head_[i] == '\n' && (i == 0 || head_[i - 1] != '\r')) return bad("bare LF");
+      if (head_[i] == '\r' && i + 1 < check_end && head_[i + 1] != '\n') return bad("bare CR");
+    }
+    if (keep != std::string::npos) {
+      data.drain(keep - old);
+      head_.resize(keep);
+      return true;
+    }
+    data.drain(take);
+    if (head_.size() > limit) return absl::ResourceExhaustedError("headers too large");
+  }
+  return false;
+}
+
+absl::StatusOr<bool> Parser::collectLine(buffer::Buffer& data) {
+  while (!data.empty()) {
+    char c = static_cast<char>(data.peek(0));
+    data.drain(1);
+    if (c == '\n') {
+      if (line_.empty() || line_.back() != '\r') return bad("bare LF in chunked body");
+      line_.pop_back();
+      return true;
+    }
+    if (!line_.empty() && line_.back() == '\r') return bad("bare CR in chunked body");
+    line_.push_back(c);
+    if (line_.size() > 4096) return bad("chunk line too long");
+  }
+  return false;
+}
+
+absl::Status Parser::parse(buffer::Buffer& data) {
+  for (;;) {
+    switch (state_) {
+    case State::Head: {
+      if (paused_) return absl::OkStatus();
+      // Tolerate empty lines before a request line (RFC 9112 2.2).
+      while (head_.empty() && data.length() >= 2 && data.peek(0) == '\r' && data.peek(1) == '\n') {
+        data.drain(2);
+      }
+      if (data.empty()) return absl::OkStatus();
+      auto done = collectBlock(data);
+      if (!done.ok()) return done.status();
+      if (!*done) return absl::OkStatus();
+      absl::Status st = parseHead(head_);
+      if (!st.ok()) return st;
+      break;
+    }
+    case State::Body: {
+      if (data.empty()) return absl::OkStatus();
+      size_t n = std::min<uint64_t>(remaining_, data.length());
+      buffer::Buffer chunk(&data.pool());
+      chunk.move(data, n);
+      remaining_ -= n;
+      callbacks_.onData(chunk, remaining_ == 0);
+      if (remaining_ == 0) {
+        absl::Status st = finishMessage();
+        if (!st.ok()) return st;
+      }
+      break;
+    }
+    case State::ChunkSize: {
+      auto done = collectLine(data);
+      if (!done.ok()) return done.status();
+      if (!*done) return absl::OkStatus();
+      absl::string_view line = line_;
+      absl::string_view size = line.substr(0, line.find(';'));
+      if (size.empty() || size.size() > 15) return bad("bad chunk size");
+      uint64_t v = 0;
+      for (char c : size) {
+        int d = absl::ascii_isdigit(c) ? c - '0'
+                : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                         : -1;
+        if (d < 0) return bad("bad chunk size");
+        v = v * 16 + d;
+      }
+      if (!isFieldValue(line.substr(size.size()))) return bad("bad chunk extension");
+      line_.clear();
+      if (v == 0) {
+        state_ = State::Trailers;
+      } else {
+        remaining_ = v;
+        state_ = State::ChunkData;
+      }
+      break;
+    }
+    case State::ChunkData: {
+      if (data.empty()) return absl::OkStatus();
+      size_t n = std::min<uint64_t>(remaining_, data.length());
+      buffer::Buffer chunk(&data.pool());
+      chunk.move(data, n);
+      remaining_ -= n;
+      callbacks_.onData(chunk, false);
+      if (remaining_ == 0) state_ = State::ChunkDataEnd;
+      break;
+    }
+    case State::ChunkDataEnd: {
+      if (data.length() < 2) {
+        if (!data.empty() && data.peek(0) != '\r') return bad("chunk data not followed by CRLF");
+        return absl::OkStatus();
+      }
+      if (data.peek(0) != '\r' || data.peek(1) != '\n') return bad("chunk data not followed by CRLF");
+      data.drain(2);
+      state_ = State::ChunkSize;
+      break;
+    }
+    case State::Trailers: {
+      auto done = collectBlock(data);
+      if (!done.ok()) return done.status();
+      if (!*done) return absl::OkStatus();
+      if (head_ == "\r\n") {
+        buffer::Buffer empty(&data.pool());
+        callbacks_.onData(empty, true);
+      } else {
+        absl::Status st = parseTrailers(head_);
+        if (!st.ok()) return st;
+      }
+      absl::Status st = finishMessage();
+      if (!st.ok()) return st;
+      break;
+    }
+    case State::Eof:
+    case State::Tunnel: {
+      if (data.empty()) return absl::OkStatus();
+      buffer::Buffer chunk(&data.pool());
+      chunk.move(data);
+      callbacks_.onData(chunk, false);
+      return absl::OkStatus();
+    }
+    }
+  }
+}
+
+absl::Status Parser::onEof() {
+  if (state_ == State::Eof || state_ == State::Tunnel) {
+    buffer::Buffer empty;
+    callbacks_.onData(empty, true);
+    state_ = State::Head;
+    head_.clear();
+    callbacks_.onMessageComplete();
+    return absl::OkStatus();
+  }
+  if (state_ == State::Head && head_.empty()) return absl::OkStatus();
+  return bad("connection closed mid-message");
+}
+
+absl::Status Parser::finishMessage() {
+  state_ = State::Head;
+  head_.clear();
+  line_.clear();
+  no_body_ = false;
+  callbacks_.onMessageComplete();
+  return absl::OkStatus();
+}
+
+absl::Status Parser::parseTrailers(absl::string_view block) {
+  auto trailers = std::make_unique<http::HeaderMap>();
+  block.remove_suffix(2); // final empty line
+  for (absl::string_view line : absl::StrSplit(block, "\r\n", absl::SkipEmpty())) {
+    size_t colon = line.find(':');
+    if (colon == absl::string_view::npos || !isToken(line.substr(0, colon))) {
+      return bad("malformed trailer");
+    }
+    absl::string_view value = trimOws(line.substr(colon + 1));
+    if (!isFieldValue(value)) return bad("bad trailer value");
+    std::string name(line.substr(0, colon));
+    http::toLower(name);
+    // Framing fields never travel as trailers.
+    if (name == "content-length" || name == "transfer-encoding" || name == "host") continue;
+    trailers->add(name, value);
+  }
+  callbacks_.onTrailers(std::move(trailers));
+  return absl::OkStatus();
+}
+
+absl::Status Parser::parseHead(absl::string_view head) {
+  head.remove_suffix(4); // the blank line
+  std::vector<absl::string_view> lines = absl::StrSplit(head, "\r\n");
+  if (lines.size() - 1 > limits_.max_headers_count) {
+    return absl::ResourceExhaustedError("too many headers");
+  }
+  auto headers = std::make_unique<http::HeaderMap>();
+  MessageInfo info;
+  absl::string_view start = lines[0];
+  int status = 0;
+
+  auto parseVersion = [&](absl::string_view v) -> absl::Status {
+    if (v == "HTTP/1.1") {
+      info.protocol = http::Protocol::Http11;
+    } else if (v == "HTTP/1.0") {
+      info.protocol = http::Protocol::Http10;
+      info.keep_alive = false;
+    } else if (v.size() == 8 && absl::StartsWith(v, "HTTP/") && absl::ascii_isdigit(v[5]) &&
+               v[6] == '.' && absl::ascii_isdigit(v[7])) {
+      return absl::InvalidArgumentError("unsupported HTTP version");
+    } else {
+      return bad("malformed HTTP version");
+    }
+    return absl::OkStatus();
+  };
+
+  std::string method;
+  if (type_ == Type::Request) {
+    std::vector<absl::string_view> parts = absl::StrSplit(start, ' ');
+    if (parts.size() != 3) return bad("malformed request line");
+    if (!isToken(parts[0])) return bad("invalid method");
+    if (parts[1].empty()) return bad("empty request target");
+    for (unsigned char c : parts[1]) {
+      if (c <= 0x20 || c >= 0x7f) return bad("invalid request target");
+    }
+    absl::Status st = parseVersion(parts[2]);
+    if (!st.ok()) return st;
+    method = std::string(parts[0]);
+    headers->add(":method", method);
+    info.connect = method == "CONNECT";
+    absl::string_view target = parts[1];
+    if (info.connect) {
+      headers->add(":authority", target);
+    } else if (absl::StartsWithIgnoreCase(target, "http://") ||
+               absl::StartsWithIgnoreCase(target, "https://")) {
+      // Absolute form (proxies): authority and path come from the URI.
+      size_t scheme_end = target.find("://") + 3;
+      size_t path_start = target.find('/', scheme_end);
+      absl::string_view authority = target.substr(scheme_end, path_start - scheme_end);
+      headers->add(":authority", authority);
+      headers->add(":path", path_start == absl::string_view::npos ? "/" : target.substr(path_start));
+    } else if (target[0] == '/' || (target == "*" && method == "OPTIONS")) {
+      headers->add(":path", target);
+    } else {
+      return bad("invalid request target");
+    }
+    headers->add(":scheme", "http");
+  } else {
+    if (start.size() < 12 || start[8] != ' ') return bad("malformed status line");
+    absl::Status st = parseVersion(start.substr(0, 8));
+    if (!st.ok()) return st;
+    absl::string_view code = start.substr(9, 3);
+    if (!absl::SimpleAtoi(code, &status) || status < 100 || status > 999 ||
+        !absl::ascii_isdigit(code[0]) || (start.size() > 12 && start[12] != ' ')) {
+      return bad("malformed status code");
+    }
+    headers->add(":status", code);
+  }
+
+  bool has_cl = false, has_te = false, chunked = false, has_host = false;
+  uint64_t content_length = 0;
+  bool conn_close = false, conn_keep_alive = false, conn_upgrade = false;
+  for (size_t i = 1; i < lines.size(); i++) {
+    absl::string_view line = lines[i];
+    if (line.empty()) return bad("empty header line");
+    if (line[0] == ' ' || line[0] == '\t') return bad("obsolete line folding");
+    size_t colon = line.find(':');
+    if (colon == absl::string_view::npos) return bad("header without colon");
+    absl::string_view raw_name = line.substr(0, colon);
+    if (!isToken(raw_name)) return bad("invalid header name");
+    absl::string_view value = trimOws(line.substr(colon + 1));
+    if (!isFieldValue(value)) return bad("invalid header value");
+    std::string name(raw_name);
+    http::toLower(name);
+    if (name == "content-length") {
+      uint64_t v;
+      if (value.empty() || value.size() > 18 || !std::all_of(value.begin(), value.end(), absl::ascii_isdigit) ||
+          !absl::SimpleAtoi(value, &v)) {
+        return bad("invalid content-length");
+      }
+      if (has_cl && v != content_length) return bad("conflicting content-length");
+      if (has_cl) continue; // identical duplicate: keep one
+      has_cl = true;
+      content_length = v;
+    } else if (name == "transfer-encoding") {
+      has_te = true;
+      std::vector<absl::string_view> codings = absl::StrSplit(value, ',');
+      for (size_t k = 0; k < codings.size(); k++) {
+        absl::string_view c = trimOws(codings[k]);
+        bool last = k + 1 == codings.size();
+        if (absl::EqualsIgnoreCase(c, "chunked")) {
+          if (!last || chunked) return bad("chunked must be the final transfer coding, once");
+          chunked = true;
+        } else if (type_ == Type::Request) {
+          return absl::UnimplementedError("unsupported transfer coding");
+        }
+      }
+      continue; // framing is the codec's business: not forwarded
+    } else if (name == "host") {
+      if (has_host) return bad("duplicate host");
+      has_host = true;
+      if (type_ == Type::Request) {
+        // The request target's authority wins over Host (RFC 9112 3.2.2).
+        if (!headers->has(":authority")) headers->add(":authority", value);
+        continue;
+      }
+    } else if (name == "connection") {
+      conn_close |= http::hasToken(value, "close");
+      conn_keep_alive |= http::hasToken(value, "keep-alive");
+      conn_upgrade |= http::hasToken(value, "upgrade");
+    } else if (name == "expect") {
+      if (absl::EqualsIgnoreCase(value, "100-continue")) {
+        info.expect_continue = true;
+        continue;
+      }
+    }
+    headers->add(name, value);
+  }
+  if (has_te && has_cl) return bad("both content-length and transfer-encoding");
+  if (has_te && info.protocol == http::Protocol::Http10) return bad("transfer-encoding in HTTP/1.0");
+  if (type_ == Type::Response && has_te && !chunked) has_te = false; // read to EOF below
+  if (type_ == Type::Request && info.protocol == http::Protocol::Http11 && !has_host &&
+      !headers->has(":authority")) {
+    return bad("missing host header");
+  }
+  if (conn_close) info.keep_alive = false;
+  if (info.protocol == http::Protocol::Http10 && conn_keep_alive) info.keep_alive = true;
+  if (conn_upgrade && headers->has("upgrade")) info.upgrade = true;
+  message_keep_alive_ = info.keep_alive;
+
+  // Framing of what follows the head.
+  bool end_stream = false;
+  if (type_ == Type::Request) {
+    if (info.connect || (info.upgrade && !chunked && content_length == 0)) {
+      state_ = State::Tunnel; // bytes after the head belong to the tunnel
+    } else if (chunked) {
+      state_ = State::ChunkSize;
+    } else if (content_length > 0) {
+      state_ = State::Body;
+      remaining_ = content_length;
+    } else {
+      end_stream = true;
+    }
+  } else {
+    bool informational = status >= 100 && status < 200 && status != 101;
+    if (status == 101) {
+      info.upgrade = true;
+      state_ = State::Tunnel;
+    } else if (informational) {
+      state_ = State::Head;
+      head_.clear();
+      return callbacks_.onHeaders(std::move(headers), info, false);
+    } else if (no_body_ || status == 204 || status == 304) {
+      end_stream = true;
+    } else if (chunked) {
+      state_ = State::ChunkSize;
+    } else if (has_cl) {
+      if (content_length == 0) {
+        end_stream = true;
+      } else {
+        state_ = State::Body;
+        remaining_ = content_length;
+      }
+    } else {
+      state_ = State::Eof;
+      info.keep_alive = false;
+    }
+  }
+  head_.clear();
+  if (end_stream) state_ = State::Head;
+  absl::Status st = callbacks_.onHeaders(std::move(headers), info, end_stream);
+  if (!st.ok()) return st;
+  if (end_stream) {
+    no_body_ = false;
+    callbacks_.onMessageComplete();
+  }
+  return absl::OkStatus();
+}
+
+} // namespace http1
+} // namespace tern

@@ -1,0 +1,89 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "source/common/buffer/buffer.h"
+#include "source/common/http/header_map.h"
+
+namespace tern {
+namespace http {
+
+enum class Protocol { Http10, Http11, Http2 };
+
+enum class StreamResetReason {
+  ConnectionFailure, // upstream connect failed
+  ConnectionTermination, // the connection closed under the stream
+  LocalReset,
+  RemoteReset,
+  Overflow, // circuit breaker / pending queue full
+  ProtocolError,
+};
+const char* resetReasonName(StreamResetReason r);
+
+// Receives one direction of a stream: request on the server side, response on the client.
+class StreamDecoder {
+public:
+  virtual ~StreamDecoder() = default;
+  // 1xx informational responses other than 101 (client side only).
+  virtual void decode1xxHeaders(HeaderMapPtr) {}
+  virtual void decodeHeaders(HeaderMapPtr headers, bool end_stream) = 0;
+  virtual void decodeData(buffer::Buffer& data, bool end_stream) = 0;
+  virtual void decodeTrailers(HeaderMapPtr trailers) = 0;
+};
+
+class StreamCallbacks {
+public:
+  virtual ~StreamCallbacks() = default;
+  virtual void onResetStream(StreamResetReason reason) = 0;
+  virtual void onAboveWriteBufferHighWatermark() {}
+  virtual void onBelowWriteBufferLowWatermark() {}
+};
+
+// Sends one direction of a stream.
+class StreamEncoder {
+public:
+  virtual ~StreamEncoder() = default;
+  virtual void encode1xxHeaders(const HeaderMap&) {}
+  virtual void encodeHeaders(const HeaderMap& headers, bool end_stream) = 0;
+  virtual void encodeData(buffer::Buffer& data, bool end_stream) = 0;
+  virtual void encodeTrailers(const HeaderMap& trailers) = 0;
+  // The stream this encoder writes.
+  virtual void addCallbacks(StreamCallbacks& cb) = 0;
+  virtual void removeCallbacks(StreamCallbacks& cb) = 0;
+  virtual void resetStream(StreamResetReason reason) = 0;
+  // Stop/resume delivering this stream's incoming data (flow control).
+  virtual void readDisable(bool disable) = 0;
+};
+
+// A codec turns a connection's bytes into streams.
+class CodecConnection {
+public:
+  virtual ~CodecConnection() = default;
+  // Feeds bytes read from the connection. An error status means the peer broke the
+  // protocol; the codec has already written its error response where the protocol has
+  // one, and the caller closes the connection after flushing.
+  virtual absl::Status dispatch(buffer::Buffer& data) = 0;
+  virtual Protocol protocol() const = 0;
+  // The peer closed its side (HTTP/1 close-delimited bodies end here).
+  virtual void onPeerClosed() {}
+};
+
+class ServerConnectionCallbacks {
+public:
+  virtual ~ServerConnectionCallbacks() = default;
+  // A request begins; returns where its parts go. `response` writes the answer.
+  virtual StreamDecoder& newStream(StreamEncoder& response) = 0;
+};
+
+class ClientConnection : public CodecConnection {
+public:
+  // Starts a request; the response goes to `response_decoder`.
+  virtual StreamEncoder& newStream(StreamDecoder& response_decoder) = 0;
+  // Whether another request may be sent on this connection after the current one.
+  virtual bool reusable() const = 0;
+};
+
+} // namespace http
+} // namespace tern

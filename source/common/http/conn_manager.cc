@@ -1,0 +1,515 @@
+#include "source/common/http/conn_manager.h"
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "source/common/common/logger.h"
+
+namespace tern {
+namespace http {
+
+namespace {
+
+std::string uuid4() {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  uint64_t a = rng(), b = rng();
+  a = (a & 0xffffffffffff0fffull) | 0x0000000000004000ull; // version 4
+  b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull; // variant 10
+  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", uint32_t(a >> 32), uint32_t(a >> 16) & 0xffff,
+                         uint32_t(a) & 0xffff, uint32_t(b >> 48), b & 0xffffffffffffull);
+}
+
+const char* protocolName(Protocol p) {
+  switch (p) {
+  case Protocol::Http10: return "HTTP/1.0";
+  case Protocol::Http11: return "HTTP/1.1";
+  case Protocol::Http2: return "HTTP/2";
+  }
+  return "";
+}
+
+} // namespace
+
+// One request/response exchange and its filter chains.
+class ConnectionManager::ActiveStream : public StreamDecoder,
+                                        public StreamCallbacks,
+                                        public StreamDecoderFilterCallbacks,
+                                        public StreamEncoderFilterCallbacks,
+                                        public FilterChainFactoryCallbacks {
+public:
+  ActiveStream(ConnectionManager& parent, StreamEncoder& response, uint64_t id)
+      : parent_(parent), response_(response), id_(id),
+        decode_buffer_(&parent.connection_->dispatcher().blockPool()),
+        encode_buffer_(&parent.connection_->dispatcher().blockPool()) {
+    response_.addCallbacks(*this);
+    info_.start_time = std::chrono::system_clock::now();
+    info_.start_mono = std::chrono::steady_clock::now();
+    info_.downstream_remote = parent.connection_->remoteAddress();
+    info_.downstream_local = parent.connection_->localAddress();
+    for (const auto& f : parent_.config_->filter_factories) f(*this);
+    parent_.config_->stats->downstream_rq_total.inc();
+    parent_.config_->stats->downstream_rq_active.inc();
+    if (parent_.config_->request_timeout.count() > 0) {
+      request_timer_ = dispatcher().createTimer([this] {
+        parent_.config_->stats->downstream_rq_timeout.inc();
+        info_.addFlag("DT");
+        sendLocalReply(408, "request timeout", nullptr, "request_overall_timeout");
+      });
+      request_timer_->enableTimer(parent_.config_->request_timeout);
+    }
+  }
+
+  ~ActiveStream() override = default;
+
+  // FilterChainFactoryCallbacks
+  void addStreamDecoderFilter(StreamDecoderFilterSharedPtr f) override {
+    f->setDecoderFilterCallbacks(*this);
+    decoders_.push_back(std::move(f));
+  }
+  void addStreamEncoderFilter(StreamEncoderFilterSharedPtr f) override {
+    f->setEncoderFilterCallbacks(*this);
+    encoders_.insert(encoders_.begin(), std::move(f)); // encoders run in reverse order
+  }
+
+  // StreamDecoder (from the codec)
+  void decodeHeaders(HeaderMapPtr headers, bool end_stream) override {
+    request_headers_ = std::move(headers);
+    info_.protocol = protocolName(parent_.codec_->protocol());
+    mutateRequestHeaders(*request_headers_);
+    request_end_ = end_stream;
+    if (end_stream) onRequestComplete();
+    runDecodeHeaders(0);
+  }
+  void decodeData(buffer::Buffer& data, bool end_stream) override {
+    info_.bytes_received += data.length();
+    request_end_ = end_stream;
+    if (end_stream) onRequestComplete();
+    if (decode_headers_at_ < decoders_.size() || decode_data_stopped_) {
+      // A filter holds the headers (or buffers the body): keep the data for it.
+      if (decode_buffer_.length() + data.length() > bufferLimit()) {
+        parent_.config_->stats->downstream_rq_too_large.inc();
+        sendLocalReply(413, "request payload too large", nullptr, "request_payload_too_large");
+        return;
+      }
+      // Filters up to the stopped one still see the data as it arrives.
+      runDecodeData(0, data, end_stream, std::min(decode_headers_at_ + 1, decoders_.size()));
+      return;
+    }
+    runDecodeData(0, data, end_stream, decoders_.size());
+  }
+  void decodeTrailers(HeaderMapPtr trailers) override {
+    request_trailers_ = std::move(trailers);
+    request_end_ = true;
+    onRequestComplete();
+    if (decode_headers_at_ < decoders_.size() || decode_data_stopped_) return; // with continue
+    runDecodeTrailers(0);
+  }
+
+  // StreamCallbacks (from the codec)
+  void onResetStream(StreamResetReason reason) override {
+    if (destroyed_) return;
+    parent_.config_->stats->downstream_rq_rx_reset.inc();
+    info_.addFlag("DC");
+    TERN_LOG(Debug, "stream %d reset: %s", id_, resetReasonName(reason));
+    destroy();
+  }
+  void onAboveWriteBufferHighWatermark() override {
+    for (auto& d : decoders_) d->onDownstreamAboveWriteBufferHighWatermark();
+  }
+  void onBelowWriteBufferLowWatermark() override {
+    for (auto& d : decoders_) d->onDownstreamBelowWriteBufferLowWatermark();
+  }
+
+  // StreamFilterCallbacks
+  event::Dispatcher& dispatcher() override { return parent_.connection_->dispatcher(); }
+  const router::Route* route() override {
+    if (!route_cached_) {
+      route_cached_ = true;
+      route_ = request_headers_ ? parent_.config_->route_config->route(*request_headers_) : nullptr;
+      if (route_) info_.route_name = route_->name;
+    }
+    return route_;
+  }
+  void clearRouteCache() override { route_cached_ = false; }
+  StreamInfo& streamInfo() override { return info_; }
+  uint64_t streamId() const override { return id_; }
+
+  // StreamDecoderFilterCallbacks
+  void continueDecoding() override {
+    if (destroyed_) return;
+    if (decode_headers_at_ < decoders_.size()) {
+      runDecodeHeaders(decode_headers_at_ + 1);
+      return;
+    }
+    if (decode_data_stopped_) {
+      decode_data_stopped_ = false;
+      buffer::Buffer data(&dispatcher().blockPool());
+      data.move(decode_buffer_);
+      runDecodeData(decode_data_at_ + 1, data, request_end_ && !request_trailers_, decoders_.size());
+      if (request_trailers_ && !destroyed_ && !decode_data_stopped_) runDecodeTrailers(decode_data_at_ + 1);
+    }
+  }
+  const buffer::Buffer* decodingBuffer() override { return &decode_buffer_; }
+  HeaderMap* requestHeaders() override { return request_headers_.get(); }
+  uint32_t bufferLimit() const override { return parent_.config_->buffer_limit; }
+
+  void sendLocalReply(int code, absl::string_view body,
+                      const std::function<void(HeaderMap&)>& modify, absl::string_view details) override {
+    if (destroyed_) return;
+    info_.response_code_details = std::string(details);
+    info_.addFlag(code == 404 && details == "route_not_found" ? "NR" : "LR");
+    if (response_started_) {
+      // Too late for a response: end the stream.
+      resetStream();
+      return;
+    }
+    auto headers = std::make_unique<HeaderMap>();
+    headers->add(":status", absl::StrCat(code));
+    std::string text = body.empty() ? "" : absl::StrCat(body, "\n");
+    if (!text.empty()) {
+      headers->add("content-length", absl::StrCat(text.size()));
+      headers->add("content-type", "text/plain");
+    }
+    if (modify) modify(*headers);
+    local_reply_ = true;
+    if (text.empty()) {
+      encodeHeaders(std::move(headers), true);
+    } else {
+      encodeHeaders(std::move(headers), false);
+      if (destroyed_) return;
+      buffer::Buffer b(&dispatcher().blockPool());
+      b.add(text);
+      encodeData(b, true);
+    }
+  }
+
+  void encode1xxHeaders(HeaderMapPtr headers) override {
+    if (!destroyed_) response_.encode1xxHeaders(*headers);
+  }
+  void encodeHeaders(HeaderMapPtr headers, bool end_stream) override {
+    if (destroyed_) return;
+    response_started_ = true;
+    response_headers_ = std::move(headers);
+    info_.response_code = response_headers_->statusCode();
+    mutateResponseHeaders(*response_headers_);
+    response_end_ = end_stream;
+    runEncodeHeaders(0);
+  }
+  void encodeData(buffer::Buffer& data, bool end_stream) override {
+    if (destroyed_) return;
+    response_end_ = end_stream;
+    if (encode_headers_at_ < encoders_.size()) {
+      encode_buffer_.move(data);
+      return;
+    }
+    runEncodeData(0, data, end_stream);
+  }
+  void encodeTrailers(HeaderMapPtr trailers) override {
+    if (destroyed_) return;
+    response_trailers_ = std::move(trailers);
+    response_end_ = true;
+    if (encode_headers_at_ < encoders_.size()) return;
+    for (auto& e : encoders_) {
+      if (e->encodeTrailers(*response_trailers_) == FilterTrailersStatus::StopIteration) return;
+    }
+    response_.encodeTrailers(*response_trailers_);
+    onResponseComplete();
+  }
+  void resetStream() override {
+    if (destroyed_) return;
+    parent_.config_->stats->downstream_rq_tx_reset.inc();
+    ConnectionManager& parent = parent_;
+    destroy();
+    // HTTP/1: ending one stream means ending the connection.
+    parent.connection_->close(network::ConnectionCloseType::FlushWrite);
+  }
+  void onDecoderFilterAboveWriteBufferHighWatermark() override { response_.readDisable(true); }
+  void onDecoderFilterBelowWriteBufferLowWatermark() override { response_.readDisable(false); }
+
+  // StreamEncoderFilterCallbacks
+  void continueEncoding() override {
+    if (destroyed_ || encode_headers_at_ >= encoders_.size()) return;
+    runEncodeHeaders(encode_headers_at_ + 1);
+  }
+  const buffer::Buffer* encodingBuffer() override { return &encode_buffer_; }
+
+  void destroy() {
+    if (destroyed_) return;
+    destroyed_ = true;
+    response_.removeCallbacks(*this);
+    request_timer_.reset();
+    for (auto& d : decoders_) d->onDestroy();
+    for (auto& e : encoders_) e->onDestroy();
+    info_.end_mono = std::chrono::steady_clock::now();
+    for (auto& log : parent_.config_->access_logs) {
+      log->log(request_headers_.get(), response_headers_.get(), info_);
+    }
+    auto& s = *parent_.config_->stats;
+    s.downstream_rq_active.dec();
+    int c = info_.response_code;
+    if (c >= 100 && c < 200) s.downstream_rq_1xx.inc();
+    else if (c < 300 && c >= 200) s.downstream_rq_2xx.inc();
+    else if (c < 400 && c >= 300) s.downstream_rq_3xx.inc();
+    else if (c < 500 && c >= 400) s.downstream_rq_4xx.inc();
+    else if (c >= 500) s.downstream_rq_5xx.inc();
+    parent_.removeStream(*this);
+  }
+
+  std::list<std::unique_ptr<ActiveStream>>::iterator self_;
+
+private:
+  void onRequestComplete() {
+    if (request_timer_ && response_end_) request_timer_.reset();
+  }
+
+  void runDecodeHeaders(size_t from) {
+    for (size_t i = from; i < decoders_.size(); i++) {
+      decode_headers_at_ = i;
+      bool end = request_end_ && decode_buffer_.empty() && !request_trailers_;
+      FilterHeadersStatus s = decoders_[i]->decodeHeaders(*request_headers_, end);
+      if (destroyed_ || local_reply_) return;
+      if (s == FilterHeadersStatus::StopIteration) return;
+    }
+    decode_headers_at_ = decoders_.size();
+    if (!decode_buffer_.empty() || (request_end_ && decode_data_stopped_)) {
+      decode_data_stopped_ = false;
+      buffer::Buffer data(&dispatcher().blockPool());
+      data.move(decode_buffer_);
+      runDecodeData(0, data, request_end_ && !request_trailers_, decoders_.size());
+    }
+    if (request_trailers_ && !destroyed_ && !decode_data_stopped_) runDecodeTrailers(0);
+  }
+
+  void runDecodeData(size_t from, buffer::Buffer& data, bool end_stream, size_t until) {
+    for (size_t i = from; i < until; i++) {
+      FilterDataStatus s = decoders_[i]->decodeData(data, end_stream);
+      if (destroyed_ || local_reply_) return;
+      if (s == FilterDataStatus::StopIterationAndBuffer) {
+        decode_buffer_.move(data);
+        decode_data_stopped_ = true;
+        decode_data_at_ = i;
+        return;
+      }
+      if (s == FilterDataStatus::StopIterationNoBuffer) return;
+    }
+    if (until < decoders_.size()) decode_buffer_.move(data); // waits for continueDecoding
+  }
+
+  void runDecodeTrailers(size_t from) {
+    for (size_t i = from; i < decoders_.size(); i++) {
+      if (decoders_[i]->decodeTrailers(*request_trailers_) == FilterTrailersStatus::StopIteration) return;
+      if (destroyed_) return;
+    }
+  }
+
+  void runEncodeHeaders(size_t from) {
+    for (size_t i = from; i < encoders_.size(); i++) {
+      encode_headers_at_ = i;
+      bool end = response_end_ && encode_buffer_.empty() && !response_trailers_;
+      if (encoders_[i]->encodeHeaders(*response_headers_, end) == FilterHeadersStatus::StopIteration) return;
+      if (destroyed_) return;
+    }
+    encode_headers_at_ = encoders_.size();
+    bool end = response_end_ && encode_buffer_.empty() && !response_trailers_;
+    response_.encodeHeaders(*response_headers_, end);
+    if (end) {
+      onResponseComplete();
+      return;
+    }
+    if (!encode_buffer_.empty() || (response_end_ && !response_trailers_)) {
+      buffer::Buffer data(&dispatcher().blockPool());
+      data.move(encode_buffer_);
+      runEncodeData(0, data, response_end_ && !response_trailers_);
+    }
+    if (response_trailers_ && !destroyed_) {
+      response_.encodeTrailers(*response_trailers_);
+      onResponseComplete();
+    }
+  }
+
+  void runEncodeData(size_t from, buffer::Buffer& data, bool end_stream) {
+    for (size_t i = from; i < encoders_.size(); i++) {
+      FilterDataStatus s = encoders_[i]->encodeData(data, end_stream);
+      if (destroyed_) return;
+      if (s != FilterDataStatus::Continue) {
+        if (s == FilterDataStatus::StopIterationAndBuffer) encode_buffer_.move(data);
+        return;
+      }
+    }
+    info_.bytes_sent += data.length();
+    response_.encodeData(data, end_stream);
+    if (end_stream) onResponseComplete();
+  }
+
+  void onResponseComplete() {
+    if (destroyed_) return;
+    // The codec has the whole response; the stream is done whether or not the request
+    // body was complete (HTTP/1 then closes the connection).
+    destroy();
+  }
+
+  void mutateRequestHeaders(HeaderMap& h) {
+    const ConnectionManagerConfig& c = *parent_.config_;
+    // x-forwarded-for: append the peer when we are the edge (use_remote_address).
+    if (c.use_remote_address) {
+      std::string peer = parent_.connection_->remoteAddress().ip();
+      const std::string* xff = h.get("x-forwarded-for");
+      h.set("x-forwarded-for", xff ? absl::StrCat(*xff, ", ", peer) : peer);
+      h.set("x-forwarded-proto", "http");
+    }
+    if (c.generate_request_id) {
+      const std::string* rid = h.get("x-request-id");
+      bool keep = rid && !rid->empty() && (c.preserve_external_request_id || !c.use_remote_address);
+      if (!keep) h.set("x-request-id", uuid4());
+    }
+    if (!c.via.empty()) {
+      const std::string* via = h.get("via");
+      h.set("via", via ? absl::StrCat(*via, ", ", c.via) : c.via);
+    }
+  }
+
+  void mutateResponseHeaders(HeaderMap& h) {
+    const ConnectionManagerConfig& c = *parent_.config_;
+    switch (c.server_header) {
+    case ConnectionManagerConfig::ServerHeader::Overwrite:
+      h.set("server", c.server_name);
+      break;
+    case ConnectionManagerConfig::ServerHeader::AppendIfAbsent:
+      if (!h.has("server")) h.add("server", c.server_name);
+      break;
+    case ConnectionManagerConfig::ServerHeader::PassThrough:
+      break;
+    }
+    if (c.always_set_request_id_in_response && request_headers_) {
+      const std::string* rid = request_headers_->get("x-request-id");
+      if (rid) h.set("x-request-id", *rid);
+    }
+    if (!c.via.empty() && !local_reply_) {
+      const std::string* via = h.get("via");
+      h.set("via", via ? absl::StrCat(*via, ", ", c.via) : c.via);
+    }
+  }
+
+  ConnectionManager& parent_;
+  StreamEncoder& response_;
+  const uint64_t id_;
+  std::vector<StreamDecoderFilterSharedPtr> decoders_;
+  std::vector<StreamEncoderFilterSharedPtr> encoders_;
+  HeaderMapPtr request_headers_;
+  HeaderMapPtr request_trailers_;
+  HeaderMapPtr response_headers_;
+  HeaderMapPtr response_trailers_;
+  buffer::Buffer decode_buffer_;
+  buffer::Buffer encode_buffer_;
+  StreamInfo info_;
+  event::TimerPtr request_timer_;
+  const router::Route* route_{nullptr};
+  size_t decode_headers_at_{0};
+  size_t decode_data_at_{0};
+  size_t encode_headers_at_{0};
+  bool decode_data_stopped_{false};
+  bool route_cached_{false};
+  bool request_end_{false};
+  bool response_end_{false};
+  bool response_started_{false};
+  bool local_reply_{false};
+  bool destroyed_{false};
+};
+
+ConnectionManager::ConnectionManager(ConnectionManagerConfigSharedPtr config)
+    : config_(std::move(config)) {}
+
+ConnectionManager::~ConnectionManager() {
+  // Streams still alive (connection torn down): let their filters release upstreams.
+  while (!streams_.empty()) streams_.front()->destroy();
+}
+
+void ConnectionManager::initializeReadFilterCallbacks(network::ReadFilterCallbacks& cb) {
+  connection_ = &cb.connection();
+}
+
+network::FilterStatus ConnectionManager::onNewConnection() {
+  connection_->addConnectionCallbacks(*this);
+  codec_ = std::make_unique<http1::ServerConnection>(*connection_, *this, config_->limits);
+  config_->stats->downstream_cx_total.inc();
+  config_->stats->downstream_cx_active.inc();
+  armIdleTimer();
+  return network::FilterStatus::Continue;
+}
+
+network::FilterStatus ConnectionManager::onData(buffer::Buffer& data, bool end_stream) {
+  absl::Status st = codec_->dispatch(data);
+  if (!st.ok()) {
+    config_->stats->downstream_cx_protocol_error.inc();
+    TERN_LOG(Debug, "downstream %s: protocol error: %s", connection_->remoteAddress().toString(),
+             st.message());
+    codec_->sendProtocolError(st);
+    connection_->close(network::ConnectionCloseType::FlushWrite);
+    return network::FilterStatus::StopIteration;
+  }
+  if (end_stream) {
+    TERN_LOG(Debug, "downstream %s: peer closed", connection_->remoteAddress().toString());
+    codec_->onPeerClosed();
+    if (streams_.empty()) connection_->close(network::ConnectionCloseType::FlushWrite);
+  }
+  return network::FilterStatus::StopIteration;
+}
+
+void ConnectionManager::onEvent(network::ConnectionEvent event) {
+  if (event == network::ConnectionEvent::Connected) return;
+  config_->stats->downstream_cx_active.dec();
+  idle_timer_.reset();
+  // The connection is gone: every stream on it is reset.
+  while (!streams_.empty()) streams_.front()->onResetStream(StreamResetReason::ConnectionTermination);
+}
+
+void ConnectionManager::onAboveWriteBufferHighWatermark() {
+  for (auto& s : streams_) s->onAboveWriteBufferHighWatermark();
+}
+
+void ConnectionManager::onBelowWriteBufferLowWatermark() {
+  for (auto& s : streams_) s->onBelowWriteBufferLowWatermark();
+}
+
+StreamDecoder& ConnectionManager::newStream(StreamEncoder& response) {
+  if (idle_timer_) idle_timer_->disableTimer();
+  auto s = std::make_unique<ActiveStream>(*this, response, next_stream_id_++);
+  ActiveStream* raw = s.get();
+  streams_.push_back(std::move(s));
+  raw->self_ = std::prev(streams_.end());
+  return *raw;
+}
+
+void ConnectionManager::removeStream(ActiveStream& s) {
+  std::unique_ptr<ActiveStream> owned = std::move(*s.self_);
+  streams_.erase(s.self_);
+  // Still on the stack of a codec or filter callback: delete later.
+  struct Holder : event::DeferredDeletable {
+    std::unique_ptr<ActiveStream> s;
+  };
+  auto h = std::make_unique<Holder>();
+  h->s = std::move(owned);
+  connection_->dispatcher().deferredDelete(std::move(h));
+  if (streams_.empty()) armIdleTimer();
+}
+
+void ConnectionManager::armIdleTimer() {
+  if (config_->idle_timeout.count() == 0 ||
+      connection_->state() != network::Connection::State::Open) {
+    return;
+  }
+  if (!idle_timer_) {
+    idle_timer_ = connection_->dispatcher().createTimer([this] {
+      config_->stats->downstream_cx_idle_timeout.inc();
+      connection_->setCloseReason("idle timeout");
+      connection_->close(network::ConnectionCloseType::FlushWrite);
+    });
+  }
+  idle_timer_->enableTimer(config_->idle_timeout);
+}
+
+} // namespace http
+} // namespace tern

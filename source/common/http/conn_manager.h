@@ -1,0 +1,93 @@
+#pragma once
+
+#include <chrono>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "extensions/codecs/http1/codec_impl.h"
+#include "source/common/http/filter.h"
+#include "source/common/network/connection.h"
+#include "source/common/router/config.h"
+#include "source/common/stats/stats.h"
+
+namespace tern {
+namespace http {
+
+#define TERN_HCM_STATS(COUNTER, GAUGE)                                                       \
+  COUNTER(downstream_cx_total)                                                               \
+  COUNTER(downstream_cx_protocol_error)                                                      \
+  COUNTER(downstream_cx_idle_timeout)                                                        \
+  COUNTER(downstream_rq_total)                                                               \
+  COUNTER(downstream_rq_1xx)                                                                 \
+  COUNTER(downstream_rq_2xx)                                                                 \
+  COUNTER(downstream_rq_3xx)                                                                 \
+  COUNTER(downstream_rq_4xx)                                                                 \
+  COUNTER(downstream_rq_5xx)                                                                 \
+  COUNTER(downstream_rq_timeout)                                                             \
+  COUNTER(downstream_rq_too_large)                                                           \
+  COUNTER(downstream_rq_rx_reset)                                                            \
+  COUNTER(downstream_rq_tx_reset)                                                            \
+  COUNTER(no_route)                                                                          \
+  GAUGE(downstream_cx_active)                                                                \
+  GAUGE(downstream_rq_active)
+TERN_STATS_STRUCT(HcmStats, TERN_HCM_STATS);
+
+// The HTTP connection manager's plain config (built by its extension's factory).
+struct ConnectionManagerConfig {
+  std::string stat_prefix;
+  HcmStats* stats{nullptr};
+  std::shared_ptr<const router::RouteConfig> route_config;
+  std::vector<FilterFactoryCb> filter_factories;
+  http1::Limits limits;
+  std::chrono::milliseconds idle_timeout{3600 * 1000}; // connection without streams
+  std::chrono::milliseconds request_timeout{0};        // whole request, 0: none
+  uint32_t buffer_limit{1024 * 1024};                   // per stream, for buffering filters
+  bool use_remote_address{false};
+  uint32_t xff_num_trusted_hops{0};
+  bool generate_request_id{true};
+  bool preserve_external_request_id{false};
+  bool always_set_request_id_in_response{false};
+  std::string via;
+  std::string server_name{"tern"};
+  enum class ServerHeader { Overwrite, AppendIfAbsent, PassThrough } server_header{ServerHeader::Overwrite};
+  std::vector<AccessLogSharedPtr> access_logs;
+};
+using ConnectionManagerConfigSharedPtr = std::shared_ptr<const ConnectionManagerConfig>;
+
+// The L7 network filter: a server codec on the connection, a stream per request, each
+// with its decoder and encoder filter chains ending in the router.
+class ConnectionManager : public network::ReadFilter,
+                          public network::ConnectionCallbacks,
+                          public ServerConnectionCallbacks {
+public:
+  explicit ConnectionManager(ConnectionManagerConfigSharedPtr config);
+  ~ConnectionManager() override;
+
+  // network::ReadFilter
+  network::FilterStatus onNewConnection() override;
+  network::FilterStatus onData(buffer::Buffer& data, bool end_stream) override;
+  void initializeReadFilterCallbacks(network::ReadFilterCallbacks& cb) override;
+  // network::ConnectionCallbacks
+  void onEvent(network::ConnectionEvent event) override;
+  void onAboveWriteBufferHighWatermark() override;
+  void onBelowWriteBufferLowWatermark() override;
+  // ServerConnectionCallbacks
+  StreamDecoder& newStream(StreamEncoder& response) override;
+
+private:
+  class ActiveStream;
+  void removeStream(ActiveStream& s);
+  void armIdleTimer();
+
+  ConnectionManagerConfigSharedPtr config_;
+  network::Connection* connection_{nullptr};
+  std::unique_ptr<http1::ServerConnection> codec_;
+  std::list<std::unique_ptr<ActiveStream>> streams_;
+  event::TimerPtr idle_timer_;
+  uint64_t next_stream_id_{1};
+};
+
+} // namespace http
+} // namespace tern

@@ -1,0 +1,240 @@
+#include "source/common/stream/http_conn_pool.h"
+
+#include "source/common/common/logger.h"
+
+namespace tern {
+namespace stream {
+
+// One upstream connection and its HTTP/1 codec. Also stands between the codec and the
+// request's response decoder, to learn when the response is complete.
+class Http1ConnPool::ActiveClient : public network::ReadFilter,
+                                    public network::ConnectionCallbacks,
+                                    public http::StreamDecoder,
+                                    public event::DeferredDeletable {
+public:
+  ActiveClient(Http1ConnPool& pool, std::unique_ptr<network::ConnectionImpl> conn)
+      : pool_(pool), conn_(std::move(conn)), codec_(std::make_unique<http1::ClientConnection>(*conn_)) {}
+
+  // network::ReadFilter
+  network::FilterStatus onData(buffer::Buffer& data, bool end_stream) override {
+    absl::Status st = codec_->dispatch(data);
+    if (end_stream) codec_->onPeerClosed();
+    if (!st.ok()) {
+      TERN_LOG(Debug, "upstream %s: %s", pool_.host_->address.toString(), st.message());
+      conn_->close(network::ConnectionCloseType::NoFlush);
+      return network::FilterStatus::StopIteration;
+    }
+    if (response_done_) {
+      response_done_ = false;
+      decoder_ = nullptr;
+      if (codec_->reusable() && conn_->state() == network::Connection::State::Open) {
+        pool_.onClientIdle(*this);
+      } else {
+        conn_->close(network::ConnectionCloseType::NoFlush);
+      }
+    }
+    return network::FilterStatus::StopIteration;
+  }
+  void initializeReadFilterCallbacks(network::ReadFilterCallbacks&) override {}
+
+  // network::ConnectionCallbacks
+  void onEvent(network::ConnectionEvent event) override {
+    if (event == network::ConnectionEvent::Connected) {
+      connected_ = true;
+      pool_.onClientIdle(*this);
+      return;
+    }
+    if (decoder_ != nullptr && !response_done_) codec_->onPeerClosed();
+    decoder_ = nullptr;
+    pool_.onClientClosed(*this, connected_, conn_->closeReason());
+  }
+
+  // http::StreamDecoder: pass through, noting the end of the response.
+  void decode1xxHeaders(http::HeaderMapPtr h) override {
+    if (decoder_) decoder_->decode1xxHeaders(std::move(h));
+  }
+  void decodeHeaders(http::HeaderMapPtr h, bool end_stream) override {
+    if (end_stream) response_done_ = true;
+    if (decoder_) decoder_->decodeHeaders(std::move(h), end_stream);
+  }
+  void decodeData(buffer::Buffer& data, bool end_stream) override {
+    if (end_stream) response_done_ = true;
+    if (decoder_) decoder_->decodeData(data, end_stream);
+  }
+  void decodeTrailers(http::HeaderMapPtr t) override {
+    response_done_ = true;
+    if (decoder_) decoder_->decodeTrailers(std::move(t));
+  }
+
+  Http1ConnPool& pool_;
+  std::unique_ptr<network::ConnectionImpl> conn_;
+  std::unique_ptr<http1::ClientConnection> codec_;
+  http::StreamDecoder* decoder_{nullptr};
+  event::TimerPtr idle_timer_;
+  std::list<std::unique_ptr<ActiveClient>>* list_{nullptr};
+  std::list<std::unique_ptr<ActiveClient>>::iterator self_;
+  uint32_t requests_{0};
+  bool connected_{false};
+  bool response_done_{false};
+};
+
+Http1ConnPool::Http1ConnPool(upstream::ShardClusterManager& shard, upstream::Cluster& cluster,
+                             upstream::HostSharedPtr host)
+    : shard_(shard), cluster_(cluster), host_(std::move(host)) {}
+
+Http1ConnPool::~Http1ConnPool() {
+  // Shutdown: drop everything without calling back into owners that are gone.
+  for (auto* l : {&idle_, &busy_, &connecting_}) {
+    for (auto& c : *l) {
+      c->conn_->removeConnectionCallbacks(*c);
+      c->conn_->close(network::ConnectionCloseType::NoFlush);
+      host_->cx_active--;
+      cluster_.stats().upstream_cx_active.dec();
+    }
+    l->clear();
+  }
+  cluster_.stats().upstream_rq_pending_active.sub(pending_.size());
+}
+
+
+void Http1ConnPool::createClient() {
+  auto conn = shard_.createConnection(cluster_, host_);
+  if (!conn) return;
+  auto client = std::make_unique<ActiveClient>(*this, std::move(conn));
+  ActiveClient& c = *client;
+  c.conn_->addConnectionCallbacks(c);
+  // The client is owned by the pool's lists; the connection only borrows the filter.
+  c.conn_->addReadFilter(network::ReadFilterSharedPtr(&c, [](network::ReadFilter*) {}));
+  host_->cx_active++;
+  cluster_.stats().upstream_cx_active.inc();
+  connecting_.push_back(std::move(client));
+  c.list_ = &connecting_;
+  c.self_ = std::prev(connecting_.end());
+  c.conn_->connect(cluster_.connectTimeout());
+}
+
+Cancellable* Http1ConnPool::newStream(http::StreamDecoder& decoder, PoolCallbacks& callbacks) {
+  auto& s = cluster_.stats();
+  if (!idle_.empty()) {
+    attach(*idle_.front(), decoder, callbacks);
+    return nullptr;
+  }
+  if (s.upstream_rq_pending_active.value() >= static_cast<int64_t>(cluster_.maxPendingRequests())) {
+    s.upstream_rq_pending_overflow.inc();
+    callbacks.onPoolFailure(PoolFailureReason::Overflow, "pending requests overflow", host_);
+    return nullptr;
+  }
+  if (connecting_.size() <= pending_.size()) {
+    if (s.upstream_cx_active.value() < static_cast<int64_t>(cluster_.maxConnections())) {
+      createClient();
+    } else {
+      s.upstream_cx_overflow.inc();
+      if (busy_.empty() && connecting_.empty()) {
+        callbacks.onPoolFailure(PoolFailureReason::Overflow, "connection overflow", host_);
+        return nullptr;
+      }
+    }
+  }
+  auto p = std::make_unique<Pending>(*this, decoder, callbacks);
+  Pending* raw = p.get();
+  pending_.push_back(std::move(p));
+  raw->self = std::prev(pending_.end());
+  s.upstream_rq_pending_total.inc();
+  s.upstream_rq_pending_active.inc();
+  return raw;
+}
+
+void Http1ConnPool::Pending::cancel() {
+  pool.cluster_.stats().upstream_rq_pending_active.dec();
+  pool.pending_.erase(self); // destroys this
+}
+
+void Http1ConnPool::attach(ActiveClient& c, http::StreamDecoder& decoder, PoolCallbacks& callbacks) {
+  // Move to busy.
+  std::unique_ptr<ActiveClient> owned = std::move(*c.self_);
+  c.list_->erase(c.self_);
+  busy_.push_back(std::move(owned));
+  c.list_ = &busy_;
+  c.self_ = std::prev(busy_.end());
+  if (c.idle_timer_) c.idle_timer_->disableTimer();
+  c.decoder_ = &decoder;
+  c.response_done_ = false;
+  bool reused = c.requests_ > 0;
+  c.requests_++;
+  cluster_.stats().upstream_rq_total.inc();
+  http::StreamEncoder& encoder = c.codec_->newStream(c);
+  callbacks.onPoolReady(encoder, host_, reused);
+}
+
+void Http1ConnPool::onClientIdle(ActiveClient& c) {
+  std::unique_ptr<ActiveClient> owned = std::move(*c.self_);
+  c.list_->erase(c.self_);
+  idle_.push_front(std::move(owned));
+  c.list_ = &idle_;
+  c.self_ = idle_.begin();
+  if (!pending_.empty()) {
+    servePending();
+    return;
+  }
+  if (cluster_.httpIdleTimeout().count() > 0) {
+    if (!c.idle_timer_) {
+      ActiveClient* cp = &c;
+      c.idle_timer_ = shard_.dispatcher().createTimer([this, cp] {
+        cluster_.stats().upstream_cx_idle_timeout.inc();
+        cp->conn_->close(network::ConnectionCloseType::NoFlush);
+      });
+    }
+    c.idle_timer_->enableTimer(cluster_.httpIdleTimeout());
+  }
+}
+
+void Http1ConnPool::servePending() {
+  while (!pending_.empty() && !idle_.empty()) {
+    std::unique_ptr<Pending> p = std::move(pending_.front());
+    pending_.pop_front();
+    cluster_.stats().upstream_rq_pending_active.dec();
+    attach(*idle_.front(), p->decoder, p->callbacks);
+  }
+}
+
+void Http1ConnPool::onClientClosed(ActiveClient& c, bool connected, const char* reason) {
+  auto& s = cluster_.stats();
+  host_->cx_active--;
+  s.upstream_cx_active.dec();
+  s.upstream_cx_destroy.inc();
+  std::unique_ptr<ActiveClient> owned = std::move(*c.self_);
+  c.list_->erase(c.self_);
+  if (c.idle_timer_) c.idle_timer_->disableTimer();
+  shard_.dispatcher().deferredDelete(std::move(owned));
+  if (!connected) {
+    bool timeout = absl::string_view(reason) == "connect timeout";
+    (timeout ? s.upstream_cx_connect_timeout : s.upstream_cx_connect_fail).inc();
+    if (connecting_.empty() && idle_.empty()) {
+      failPending(timeout ? PoolFailureReason::Timeout : PoolFailureReason::ConnectionFailure, reason);
+    }
+  } else if (!pending_.empty() && connecting_.size() < pending_.size() &&
+             s.upstream_cx_active.value() < static_cast<int64_t>(cluster_.maxConnections())) {
+    createClient(); // a connection went away while requests wait
+  }
+}
+
+void Http1ConnPool::failPending(PoolFailureReason reason, const char* details) {
+  std::list<std::unique_ptr<Pending>> failed;
+  failed.swap(pending_);
+  cluster_.stats().upstream_rq_pending_active.sub(failed.size());
+  for (auto& p : failed) p->callbacks.onPoolFailure(reason, details, host_);
+}
+
+Http1ConnPool& Http1ConnPools::get(upstream::Cluster& cluster, const upstream::HostSharedPtr& host) {
+  auto& slot = pools_[host.get()];
+  if (!slot) slot = std::make_unique<Http1ConnPool>(shard_, cluster, host);
+  return *slot;
+}
+
+Http1ConnPools& Http1ConnPools::forShard(upstream::ShardClusterManager& shard) {
+  static const char kKey = 0;
+  return shard.local<Http1ConnPools>(&kKey);
+}
+
+} // namespace stream
+} // namespace tern
