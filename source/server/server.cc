@@ -1,11 +1,13 @@
 #include "source/server/server.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/util/json_util.h"
 #include "source/common/common/logger.h"
 #include "source/common/config/bootstrap_loader.h"
 #include "source/common/config/registry.h"
@@ -82,6 +84,14 @@ Server::create(const envoy::config::bootstrap::v3::Bootstrap& bootstrap, const O
       return absl::InvalidArgumentError(
           absl::StrCat("admin.address.socket_address: ", a.status().message()));
     }
+    server->admin_address_ = *a;
+  }
+  {
+    google::protobuf::util::JsonPrintOptions jo;
+    jo.add_whitespace = true;
+    jo.preserve_proto_field_names = true;
+    auto st = google::protobuf::util::MessageToJsonString(bootstrap, &server->config_json_, jo);
+    if (!st.ok()) server->config_json_ = "{}";
   }
   const auto& sr = bootstrap.static_resources();
   auto st = server->cm_.addClusters(sr.clusters(), "static_resources.clusters");
@@ -137,6 +147,25 @@ absl::Status Server::bindListeners() {
     TERN_LOG(Info, "listener %s on %s (%zu shards)", lc->name(), lc->address().toString(),
              dispatchers.size());
   }
+  if (admin_address_.valid()) {
+    auto fd = network::createListenSocket(admin_address_, 128, false);
+    if (!fd.ok()) return absl::UnavailableError(absl::StrCat("admin.address: ", fd.status().message()));
+    auto bound = network::localAddressOf(*fd);
+    if (bound.ok()) admin_address_ = *bound;
+    AdminContext ctx;
+    ctx.stats = &stats_;
+    ctx.cm = &cm_;
+    ctx.config_dump = [this] { return config_json_; };
+    ctx.listeners = [this] {
+      std::string out;
+      for (const auto& l : listeners_) absl::StrAppend(&out, l->name(), "::", l->address().toString(), "\n");
+      return out;
+    };
+    ctx.quit = [] { kill(getpid(), SIGTERM); };
+    ctx.healthcheck_failed = &healthcheck_failed_;
+    admin_ = std::make_unique<AdminServer>(std::move(ctx), *dispatchers[0], *fd);
+    TERN_LOG(Info, "admin on %s", admin_address_.toString());
+  }
   return absl::OkStatus();
 }
 
@@ -164,6 +193,7 @@ void Server::stop() {
   if (runtime_ && started_) runtime_->stop();
   // Shards no longer run: tear down their objects from here.
   shard_listeners_.clear();
+  admin_.reset();
   cm_.clearShardLocals();
 }
 

@@ -8,6 +8,7 @@
 #include "envoy/config/bootstrap/v3/bootstrap.pb.h"
 #include "source/common/stats/stats.h"
 #include "source/common/upstream/cluster_manager.h"
+#include "source/server/admin.h"
 #include "source/server/filter_config.h"
 #include "source/server/io_runtime.h"
 #include "source/server/listener_manager.h"
@@ -63,6 +64,9 @@ public:
   // The bound address of a listener (port 0 in config resolves to the real port).
   absl::StatusOr<network::Address> listenerAddress(absl::string_view name) const;
   std::vector<event::Dispatcher*> dispatchers() { return runtime_->dispatchers(); }
+  // The admin listener's bound address (invalid when the bootstrap has no admin).
+  const network::Address& adminAddress() const { return admin_address_; }
+  bool healthcheckFailed() const { return healthcheck_failed_.load(); }
 
 private:
   Server(Settings settings) : settings_(std::move(settings)), cm_(stats_) {}
@@ -74,6 +78,10 @@ private:
   std::unique_ptr<IoRuntime> runtime_;
   std::vector<std::unique_ptr<ListenerConfig>> listeners_;
   std::vector<std::unique_ptr<ShardListener>> shard_listeners_;
+  std::string config_json_;
+  network::Address admin_address_;
+  std::unique_ptr<AdminServer> admin_;
+  std::atomic<bool> healthcheck_failed_{false};
   bool started_{false};
   bool stopped_{false};
 };

@@ -81,21 +81,22 @@ expect_invalid "$T/does_not_exist.yaml" "does_not_exist.yaml" "cannot open"
 
 if "$TERN" --bogus >/dev/null 2>&1; then fail "unknown flag accepted"; else ok "unknown flag rejected"; fi
 
-# A real start: the default config's shape on free ports.
-read -r P1 P2 < <(python3 -c '
+# A real start: the default config on free ports.
+read -r P1 P2 P3 P4 P5 < <(python3 -c '
 import socket
-s=[socket.socket() for _ in range(2)]
+s=[socket.socket() for _ in range(5)]
 [x.bind(("127.0.0.1",0)) for x in s]
 print(*[x.getsockname()[1] for x in s])')
-sed -e "s/port_value: 10000/port_value: $P1/" -e "s/port_value: 10001/port_value: $P2/g" \
-  "$DEFAULT_CONFIG" > "$T/run.yaml"
-"$TERN" -c "$T/run.yaml" --concurrency 1 --log-level info 2> "$T/stderr" &
+sed -e "s/port_value: 10000/port_value: $P1/g" -e "s/port_value: 10001/port_value: $P2/g" \
+  -e "s/port_value: 10002/port_value: $P3/g" -e "s/port_value: 10003/port_value: $P4/g" \
+  -e "s/port_value: 9901/port_value: $P5/g" "$DEFAULT_CONFIG" > "$T/run.yaml"
+"$TERN" -c "$T/run.yaml" --concurrency 1 --log-level info 2> "$T/stderr" > "$T/stdout" &
 PID=$!
 for _ in $(seq 100); do
   grep -q "tern started" "$T/stderr" && break
   sleep 0.05
 done
-reply=$(python3 - "$P1" <<'PY'
+reply=$(python3 - "$P2" <<'PY'
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
 s.sendall(b"hello through tern\n")
@@ -109,7 +110,14 @@ while True:
 print(out.decode().strip())
 PY
 )
-if [[ "$reply" == "hello through tern" ]]; then ok "echo through the default config"; else fail "echo: got '$reply'"; fi
+if [[ "$reply" == "hello through tern" ]]; then ok "TCP echo through the default config"; else fail "echo: got '$reply'"; fi
+body=$(curl -s --max-time 5 "http://127.0.0.1:$P1/origin/hello")
+if [[ "$body" == "hello from the origin behind Tern" ]]; then ok "HTTP proxied through the default config"; else fail "HTTP: got '$body'"; fi
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$P1/")
+if [[ "$code" == "200" ]]; then ok "HTTP direct response"; else fail "HTTP direct response: $code"; fi
+ready=$(curl -s --max-time 5 "http://127.0.0.1:$P5/ready")
+if [[ "$ready" == "LIVE" ]]; then ok "admin /ready"; else fail "admin /ready: '$ready'"; fi
+if grep -q '"GET /origin/hello HTTP/1.1" 200' "$T/stdout"; then ok "access log line"; else fail "access log: $(cat "$T/stdout")"; fi
 kill -USR1 "$PID"
 for _ in $(seq 100); do grep -q "tcp.default.downstream_cx_total: 1" "$T/stderr" && break; sleep 0.05; done
 if grep -q "tcp.default.downstream_cx_total: 1" "$T/stderr"; then ok "SIGUSR1 prints stats"; else fail "SIGUSR1 stats missing"; fi
@@ -127,7 +135,7 @@ cfg=open(sys.argv[2]).read().replace("port_value: %s" % sys.argv[3], "port_value
 open(sys.argv[4],"w").write(cfg)
 r=subprocess.run([sys.argv[1],"-c",sys.argv[4]],capture_output=True,text=True,timeout=20)
 print(r.returncode, r.stderr.strip().splitlines()[-1])' "$TERN" "$T/run.yaml" "$P1" "$T/busy.yaml" > "$T/busy.out"
-if grep -q "^1 .*listeners\[0\] (tcp_proxy).*Address already in use" "$T/busy.out"; then ok "port in use: $(cat "$T/busy.out")"; else fail "port in use: $(cat "$T/busy.out")"; fi
+if grep -q "^1 .*listeners\[0\] (http).*Address already in use" "$T/busy.out"; then ok "port in use: $(cat "$T/busy.out")"; else fail "port in use: $(cat "$T/busy.out")"; fi
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

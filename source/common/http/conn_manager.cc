@@ -244,6 +244,10 @@ public:
     for (auto& d : decoders_) d->onDestroy();
     for (auto& e : encoders_) e->onDestroy();
     info_.end_mono = std::chrono::steady_clock::now();
+    if (parent_.config_->rq_time) {
+      parent_.config_->rq_time->record(
+          std::chrono::duration<double, std::milli>(info_.end_mono - info_.start_mono).count());
+    }
     for (auto& log : parent_.config_->access_logs) {
       log->log(request_headers_.get(), response_headers_.get(), info_);
     }

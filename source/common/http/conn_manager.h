@@ -38,6 +38,7 @@ TERN_STATS_STRUCT(HcmStats, TERN_HCM_STATS);
 struct ConnectionManagerConfig {
   std::string stat_prefix;
   HcmStats* stats{nullptr};
+  stats::Histogram* rq_time{nullptr}; // downstream request time (ms)
   std::shared_ptr<const router::RouteConfig> route_config;
   std::vector<FilterFactoryCb> filter_factories;
   http1::Limits limits;

@@ -240,6 +240,7 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
   // most specific wins.
   if (route_->has_prefix_rewrite && route_->path_kind == Route::PathKind::Prefix) {
     std::string path(headers.path());
+    headers.set("x-envoy-original-path", path);
     headers.set(":path", route_->prefix_rewrite + path.substr(std::min(path.size(), route_->path_value.size())));
   }
   if (!route_->host_rewrite_literal.empty()) headers.set(":authority", route_->host_rewrite_literal);
@@ -267,6 +268,7 @@ void RouterFilter::startUpstream() {
     return;
   }
   tried_.push_back(host.get());
+  upstream_start_ = std::chrono::steady_clock::now();
   upstream_ = std::make_unique<UpstreamRequest>(*this);
   upstream_->start(host);
 }
@@ -354,17 +356,30 @@ void RouterFilter::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream
   route_->response_headers.apply(*headers);
   if (route_->vhost) route_->vhost->response_headers.apply(*headers);
   downstream_response_started_ = true;
-  if (end_stream) global_timer_.reset();
+  if (end_stream) {
+    global_timer_.reset();
+    recordRqTime();
+  }
   callbacks_->encodeHeaders(std::move(headers), end_stream);
 }
 
+void RouterFilter::recordRqTime() {
+  cluster_->rqTime().record(std::chrono::duration<double, std::milli>(
+                                std::chrono::steady_clock::now() - upstream_start_)
+                                .count());
+}
+
 void RouterFilter::onUpstreamData(buffer::Buffer& data, bool end_stream) {
-  if (end_stream) global_timer_.reset();
+  if (end_stream) {
+    global_timer_.reset();
+    recordRqTime();
+  }
   callbacks_->encodeData(data, end_stream);
 }
 
 void RouterFilter::onUpstreamTrailers(http::HeaderMapPtr trailers) {
   global_timer_.reset();
+  recordRqTime();
   callbacks_->encodeTrailers(std::move(trailers));
 }
 

@@ -57,6 +57,7 @@ private:
   void onGlobalTimeout();
   void onPerTryTimeout();
   void cleanupUpstream();
+  void recordRqTime();
   std::string redirectLocation(const http::HeaderMap& h) const;
 
   RouterConfigSharedPtr config_;
@@ -69,6 +70,7 @@ private:
   std::unique_ptr<buffer::Buffer> body_; // request body kept for retries
   std::vector<upstream::Host*> tried_;
   event::TimerPtr global_timer_;
+  std::chrono::steady_clock::time_point upstream_start_;
   event::TimerPtr retry_timer_;
   uint32_t retries_left_{0};
   uint32_t attempts_{0};

@@ -124,7 +124,8 @@ Cluster::Cluster(const ClusterProto& config, stats::Store& store)
       buffer_limit_(config.has_per_connection_buffer_limit_bytes()
                         ? config.per_connection_buffer_limit_bytes().value()
                         : 1024 * 1024),
-      stats_(ClusterStats::create(store, absl::StrCat("cluster.", config.name(), "."))) {
+      stats_(ClusterStats::create(store, absl::StrCat("cluster.", config.name(), "."))),
+      rq_time_(store.histogram(absl::StrCat("cluster.", config.name(), ".upstream_rq_time"))) {
   hosts_ = std::make_shared<PrioritySet>();
   for (const auto& t : config.circuit_breakers().thresholds()) {
     if (t.priority() != envoy::config::core::v3::DEFAULT) continue;

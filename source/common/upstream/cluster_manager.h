@@ -77,6 +77,8 @@ public:
   // Idle upstream HTTP connections close after this (0: never).
   std::chrono::milliseconds httpIdleTimeout() const { return http_idle_timeout_; }
   std::atomic<int64_t>& retriesActive() { return retries_active_; }
+  // Upstream request time, request sent to response complete (ms).
+  stats::Histogram& rqTime() { return rq_time_; }
   ClusterStats& stats() { return stats_; }
   const envoy::config::cluster::v3::Cluster& config() const { return config_; }
   bool isStrictDns() const;
@@ -99,6 +101,7 @@ private:
   std::chrono::milliseconds http_idle_timeout_{3600 * 1000};
   std::atomic<int64_t> retries_active_{0};
   ClusterStats stats_;
+  stats::Histogram& rq_time_;
   mutable absl::Mutex mu_;
   PrioritySetConstSharedPtr hosts_ ABSL_GUARDED_BY(mu_);
   uint64_t version_ ABSL_GUARDED_BY(mu_){0};

@@ -40,6 +40,7 @@ public:
     stats_.push_back(std::make_unique<http::HcmStats>(
         http::HcmStats::create(ctx.stats(), absl::StrCat("http.", proto.stat_prefix(), "."))));
     cfg->stats = stats_.back().get();
+    cfg->rq_time = &ctx.stats().histogram(absl::StrCat("http.", proto.stat_prefix(), ".downstream_rq_time"));
     if (proto.has_rds()) return bad(".rds", "not supported yet: use an inline route_config");
     if (!proto.has_route_config()) return bad(".route_config", "must be set");
     auto rc = router::RouteConfig::create(proto.route_config(), at + ".route_config", &ctx.clusterManager());
