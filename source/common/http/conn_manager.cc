@@ -52,6 +52,11 @@ public:
     for (const auto& f : parent_.config_->filter_factories) f(*this);
     parent_.config_->stats->downstream_rq_total.inc();
     parent_.config_->stats->downstream_rq_active.inc();
+    if (parent_.config_->stream_idle_timeout.count() > 0) {
+      idle_timer_ = dispatcher().createTimer([this] { onIdleTimeout(); });
+      last_activity_ = std::chrono::steady_clock::now();
+      idle_timer_->enableTimer(parent_.config_->stream_idle_timeout);
+    }
     if (parent_.config_->request_timeout.count() > 0) {
       request_timer_ = dispatcher().createTimer([this] {
         parent_.config_->stats->downstream_rq_timeout.inc();
@@ -84,6 +89,7 @@ public:
     runDecodeHeaders(0);
   }
   void decodeData(buffer::Buffer& data, bool end_stream) override {
+    touch();
     info_.bytes_received += data.length();
     request_end_ = end_stream;
     if (end_stream) onRequestComplete();
@@ -191,6 +197,7 @@ public:
   }
   void encodeHeaders(HeaderMapPtr headers, bool end_stream) override {
     if (destroyed_) return;
+    touch();
     response_started_ = true;
     response_headers_ = std::move(headers);
     info_.response_code = response_headers_->statusCode();
@@ -200,6 +207,7 @@ public:
   }
   void encodeData(buffer::Buffer& data, bool end_stream) override {
     if (destroyed_) return;
+    touch();
     response_end_ = end_stream;
     if (encode_headers_at_ < encoders_.size()) {
       encode_buffer_.move(data);
@@ -241,6 +249,7 @@ public:
     destroyed_ = true;
     response_.removeCallbacks(*this);
     request_timer_.reset();
+    idle_timer_.reset();
     for (auto& d : decoders_) d->onDestroy();
     for (auto& e : encoders_) e->onDestroy();
     info_.end_mono = std::chrono::steady_clock::now();
@@ -265,6 +274,22 @@ public:
   std::list<std::unique_ptr<ActiveStream>>::iterator self_;
 
 private:
+  // Activity only records a time; the timer re-arms itself for the remainder when it
+  // fires early, so busy streams do not touch the timer heap per chunk.
+  void touch() { last_activity_ = std::chrono::steady_clock::now(); }
+  void onIdleTimeout() {
+    auto limit = parent_.config_->stream_idle_timeout;
+    auto idle = std::chrono::steady_clock::now() - last_activity_;
+    if (idle < limit) {
+      idle_timer_->enableTimer(std::chrono::duration_cast<std::chrono::milliseconds>(limit - idle) +
+                               std::chrono::milliseconds(1));
+      return;
+    }
+    parent_.config_->stats->downstream_rq_idle_timeout.inc();
+    info_.addFlag("SI");
+    sendLocalReply(408, "stream timeout", nullptr, "stream_idle_timeout");
+  }
+
   void onRequestComplete() {
     if (request_timer_ && response_end_) request_timer_.reset();
   }
@@ -410,6 +435,8 @@ private:
   buffer::Buffer encode_buffer_;
   StreamInfo info_;
   event::TimerPtr request_timer_;
+  event::TimerPtr idle_timer_;
+  std::chrono::steady_clock::time_point last_activity_;
   const router::Route* route_{nullptr};
   size_t decode_headers_at_{0};
   size_t decode_data_at_{0};

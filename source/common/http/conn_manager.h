@@ -26,6 +26,7 @@ namespace http {
   COUNTER(downstream_rq_4xx)                                                                 \
   COUNTER(downstream_rq_5xx)                                                                 \
   COUNTER(downstream_rq_timeout)                                                             \
+  COUNTER(downstream_rq_idle_timeout)                                                        \
   COUNTER(downstream_rq_too_large)                                                           \
   COUNTER(downstream_rq_rx_reset)                                                            \
   COUNTER(downstream_rq_tx_reset)                                                            \
@@ -44,6 +45,7 @@ struct ConnectionManagerConfig {
   http1::Limits limits;
   std::chrono::milliseconds idle_timeout{3600 * 1000}; // connection without streams
   std::chrono::milliseconds request_timeout{0};        // whole request, 0: none
+  std::chrono::milliseconds stream_idle_timeout{300 * 1000}; // no activity either way
   uint32_t buffer_limit{1024 * 1024};                   // per stream, for buffering filters
   bool use_remote_address{false};
   uint32_t xff_num_trusted_hops{0};

@@ -104,6 +104,10 @@ public:
       if (kb == 0 || kb > 8192) return bad(".max_request_headers_kb", "must be within [1, 8192]");
       cfg->limits.max_headers_kb = kb;
     }
+    if (proto.has_stream_idle_timeout()) {
+      cfg->stream_idle_timeout =
+          std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(proto.stream_idle_timeout()));
+    }
     if (proto.has_request_timeout()) {
       cfg->request_timeout = std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(proto.request_timeout()));
     }
