@@ -7,6 +7,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "source/common/common/logger.h"
+#include "source/common/event/idle_timer.h"
 
 namespace tern {
 namespace http {
@@ -53,9 +54,8 @@ public:
     parent_.config_->stats->downstream_rq_total.inc();
     parent_.config_->stats->downstream_rq_active.inc();
     if (parent_.config_->stream_idle_timeout.count() > 0) {
-      idle_timer_ = dispatcher().createTimer([this] { onIdleTimeout(); });
-      last_activity_ = std::chrono::steady_clock::now();
-      idle_timer_->enableTimer(parent_.config_->stream_idle_timeout);
+      idle_timer_ = std::make_unique<event::IdleTimer>(
+          dispatcher(), parent_.config_->stream_idle_timeout, [this] { onIdleTimeout(); });
     }
     if (parent_.config_->request_timeout.count() > 0) {
       request_timer_ = dispatcher().createTimer([this] {
@@ -274,17 +274,10 @@ public:
   std::list<std::unique_ptr<ActiveStream>>::iterator self_;
 
 private:
-  // Activity only records a time; the timer re-arms itself for the remainder when it
-  // fires early, so busy streams do not touch the timer heap per chunk.
-  void touch() { last_activity_ = std::chrono::steady_clock::now(); }
+  void touch() {
+    if (idle_timer_) idle_timer_->touch();
+  }
   void onIdleTimeout() {
-    auto limit = parent_.config_->stream_idle_timeout;
-    auto idle = std::chrono::steady_clock::now() - last_activity_;
-    if (idle < limit) {
-      idle_timer_->enableTimer(std::chrono::duration_cast<std::chrono::milliseconds>(limit - idle) +
-                               std::chrono::milliseconds(1));
-      return;
-    }
     parent_.config_->stats->downstream_rq_idle_timeout.inc();
     info_.addFlag("SI");
     sendLocalReply(408, "stream timeout", nullptr, "stream_idle_timeout");
@@ -435,8 +428,7 @@ private:
   buffer::Buffer encode_buffer_;
   StreamInfo info_;
   event::TimerPtr request_timer_;
-  event::TimerPtr idle_timer_;
-  std::chrono::steady_clock::time_point last_activity_;
+  std::unique_ptr<event::IdleTimer> idle_timer_;
   const router::Route* route_{nullptr};
   size_t decode_headers_at_{0};
   size_t decode_data_at_{0};

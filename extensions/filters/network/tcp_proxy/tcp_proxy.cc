@@ -293,10 +293,10 @@ void TcpProxyFilter::connectUpstream() {
 void TcpProxyFilter::onUpstreamEvent(ConnectionEvent event) {
   if (event == ConnectionEvent::Connected) {
     connected_ = true;
-    touch();
     if (config_->idle_timeout.count() > 0) {
-      idle_timer_ = downstream_->dispatcher().createTimer([this] { onIdleTimer(); });
-      idle_timer_->enableTimer(config_->idle_timeout);
+      idle_timer_ = std::make_unique<event::IdleTimer>(downstream_->dispatcher(),
+                                                       config_->idle_timeout,
+                                                       [this] { onIdleTimeout(); });
     }
     if (config_->splice && downstream_->isRaw() && upstream_->isRaw()) {
       config_->stats->splice_sessions_total.inc();
@@ -382,15 +382,7 @@ void TcpProxyFilter::countPause(int dir, bool paused) {
   }
 }
 
-void TcpProxyFilter::onIdleTimer() {
-  auto idle = std::chrono::steady_clock::now() - last_activity_;
-  if (idle < config_->idle_timeout) {
-    // Activity since arming: re-arm for the remainder rather than on every byte.
-    idle_timer_->enableTimer(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 config_->idle_timeout - idle) +
-                             std::chrono::milliseconds(1));
-    return;
-  }
+void TcpProxyFilter::onIdleTimeout() {
   config_->stats->idle_timeout.inc();
   downstream_->setCloseReason("idle timeout");
   downstream_->close(ConnectionCloseType::NoFlush);

@@ -7,6 +7,7 @@
 
 #include "absl/container/inlined_vector.h"
 
+#include "source/common/event/idle_timer.h"
 #include "source/common/network/connection_impl.h"
 #include "source/common/stats/stats.h"
 #include "source/common/upstream/cluster_manager.h"
@@ -75,8 +76,10 @@ private:
   void onUpstreamEvent(network::ConnectionEvent event);
   void onUpstreamData(buffer::Buffer& data, bool end_stream);
   void releaseUpstream(bool flush);
-  void onIdleTimer();
-  void touch() { last_activity_ = std::chrono::steady_clock::now(); }
+  void onIdleTimeout();
+  void touch() {
+    if (idle_timer_) idle_timer_->touch();
+  }
   // dir 0: reading the downstream paused/resumed; dir 1: reading the upstream.
   void countPause(int dir, bool paused);
 
@@ -89,8 +92,7 @@ private:
   std::unique_ptr<network::ConnectionImpl> upstream_;
   std::shared_ptr<Upstream> upstream_callbacks_;
   std::unique_ptr<Splicer> splicer_;
-  event::TimerPtr idle_timer_;
-  std::chrono::steady_clock::time_point last_activity_;
+  std::unique_ptr<event::IdleTimer> idle_timer_;
   uint32_t attempts_{0};
   bool connected_{false};
   bool downstream_closed_{false};
