@@ -243,8 +243,9 @@ absl::Status ServerConnection::onHeaders(http::HeaderMapPtr headers, const Messa
   connect_request_ = info.connect;
   encoder_ = std::make_unique<ResponseEncoder>(*this);
   decoder_ = &callbacks_.newStream(*encoder_);
-  if (info.expect_continue && !end_stream) {
-    // Answer the client's "may I send the body?" ourselves, as Envoy does by default.
+  if (info.expect_continue && !end_stream && info.protocol == http::Protocol::Http11) {
+    // Answer the client's "may I send the body?" ourselves, as Envoy does by default. An
+    // HTTP/1.0 client cannot read a 1xx: its expectation is ignored (RFC 9110 10.1.1).
     buffer::Buffer out(&connection_.dispatcher().blockPool());
     out.add("HTTP/1.1 100 Continue\r\n\r\n");
     connection_.write(out, false);
@@ -272,6 +273,9 @@ void ServerConnection::onMessageComplete() {
 void ServerConnection::onResponseComplete() {
   if (tunnel_) return;
   response_complete_ = true;
+  // Whatever comes next (a pipelined request, or a protocol error in one) gets its own
+  // response.
+  response_started_ = false;
   // The stream that wrote the response is still on the stack: free the encoder later.
   if (encoder_) connection_.dispatcher().deferredDelete(std::move(encoder_));
   decoder_ = nullptr;
@@ -364,6 +368,12 @@ public:
   void onReset(http::StreamResetReason reason) {
     if (callbacks_) callbacks_->onResetStream(reason);
   }
+  void onAboveWriteBufferHighWatermark() {
+    if (callbacks_) callbacks_->onAboveWriteBufferHighWatermark();
+  }
+  void onBelowWriteBufferLowWatermark() {
+    if (callbacks_) callbacks_->onBelowWriteBufferLowWatermark();
+  }
 
 private:
   ClientConnection& parent_;
@@ -382,6 +392,14 @@ http::StreamEncoder& ClientConnection::newStream(http::StreamDecoder& response_d
   response_complete_ = false;
   encoder_ = std::make_unique<RequestEncoder>(*this);
   return *encoder_;
+}
+
+void ClientConnection::onAboveWriteBufferHighWatermark() {
+  if (encoder_ && decoder_) encoder_->onAboveWriteBufferHighWatermark();
+}
+
+void ClientConnection::onBelowWriteBufferLowWatermark() {
+  if (encoder_ && decoder_) encoder_->onBelowWriteBufferLowWatermark();
 }
 
 absl::Status ClientConnection::dispatch(buffer::Buffer& data) {

@@ -92,6 +92,10 @@ public:
   bool reusable() const override { return reusable_; }
   // The active request was reset by its owner: the connection is not reusable.
   bool streamActive() const { return decoder_ != nullptr; }
+  // The connection's write buffer crossed a watermark: tell the active request's owner,
+  // which stops (or resumes) reading the body it is sending.
+  void onAboveWriteBufferHighWatermark();
+  void onBelowWriteBufferLowWatermark();
 
 private:
   class RequestEncoder;

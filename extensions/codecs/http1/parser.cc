@@ -65,8 +65,9 @@ absl::StatusOr<bool> Parser::collectBlock(buffer::Buffer& data) {
       if (pos != std::string::npos) keep = pos + 4;
     }
     size_t check_end = keep == std::string::npos ? head_.size() : keep;
-    // Every LF must follow a CR (a bare LF is how smuggling payloads hide line ends).
-    for (size_t i = old; i < check_end; i++) {
+    // Every LF must follow a CR (a bare LF is how smuggling payloads hide line ends). A CR
+    // that ended the previous read is checked again now that its next byte is here.
+    for (size_t i = old > 0 ? old - 1 : 0; i < check_end; i++) {
       if (head_[i] == '\n' && (i == 0 || head_[i - 1] != '\r')) return bad("bare LF");
       if (head_[i] == '\r' && i + 1 < check_end && head_[i + 1] != '\n') return bad("bare CR");
     }
@@ -76,7 +77,8 @@ absl::StatusOr<bool> Parser::collectBlock(buffer::Buffer& data) {
       return true;
     }
     data.drain(take);
-    if (head_.size() > limit) return absl::ResourceExhaustedError("headers too large");
+    // Up to limit + 4 bytes with the final CRLFCRLF, however the bytes arrive.
+    if (head_.size() >= limit + 4) return absl::ResourceExhaustedError("headers too large");
   }
   return false;
 }
@@ -102,8 +104,11 @@ absl::Status Parser::parse(buffer::Buffer& data) {
     switch (state_) {
     case State::Head: {
       if (paused_) return absl::OkStatus();
-      // Tolerate empty lines before a request line (RFC 9112 2.2).
-      while (head_.empty() && data.length() >= 2 && data.peek(0) == '\r' && data.peek(1) == '\n') {
+      // Tolerate empty lines before a request line (RFC 9112 2.2), also when a read ends
+      // between the CR and the LF: the CR waits in `data` for its LF.
+      while (head_.empty() && !data.empty() && data.peek(0) == '\r') {
+        if (data.length() < 2) return absl::OkStatus();
+        if (data.peek(1) != '\n') break; // a bare CR: collectBlock rejects it
         data.drain(2);
       }
       if (data.empty()) return absl::OkStatus();
@@ -289,10 +294,20 @@ absl::Status Parser::parseHead(absl::string_view head) {
                absl::StartsWithIgnoreCase(target, "https://")) {
       // Absolute form (proxies): authority and path come from the URI.
       size_t scheme_end = target.find("://") + 3;
-      size_t path_start = target.find('/', scheme_end);
+      size_t path_start = target.find_first_of("/?", scheme_end);
       absl::string_view authority = target.substr(scheme_end, path_start - scheme_end);
+      // No host, or userinfo ("http://trusted@evil/"): RFC 9110 4.2.4 says treat as an error.
+      if (authority.empty() || absl::StrContains(authority, '@')) {
+        return bad("invalid request target");
+      }
       headers->add(":authority", authority);
-      headers->add(":path", path_start == absl::string_view::npos ? "/" : target.substr(path_start));
+      if (path_start == absl::string_view::npos) {
+        headers->add(":path", "/");
+      } else if (target[path_start] == '?') {
+        headers->add(":path", absl::StrCat("/", target.substr(path_start))); // "http://h?q"
+      } else {
+        headers->add(":path", target.substr(path_start));
+      }
     } else if (target[0] == '/' || (target == "*" && method == "OPTIONS")) {
       headers->add(":path", target);
     } else {
@@ -378,7 +393,9 @@ absl::Status Parser::parseHead(absl::string_view head) {
     return bad("missing host header");
   }
   if (conn_close) info.keep_alive = false;
-  if (info.protocol == http::Protocol::Http10 && conn_keep_alive) info.keep_alive = true;
+  if (info.protocol == http::Protocol::Http10 && conn_keep_alive && !conn_close) {
+    info.keep_alive = true;
+  }
   if (conn_upgrade && headers->has("upgrade")) info.upgrade = true;
   message_keep_alive_ = info.keep_alive;
 
@@ -424,7 +441,9 @@ absl::Status Parser::parseHead(absl::string_view head) {
   if (end_stream) state_ = State::Head;
   absl::Status st = callbacks_.onHeaders(std::move(headers), info, end_stream);
   if (!st.ok()) return st;
-  if (end_stream) {
+  // A callback that switched to a tunnel (the client codec, on a 2xx to CONNECT) keeps the
+  // message open: its data follows, and it completes at onEof().
+  if (end_stream && state_ != State::Tunnel) {
     no_body_ = false;
     callbacks_.onMessageComplete();
   }

@@ -62,7 +62,8 @@ public:
   bool paused() const { return paused_; }
   // Response parser: the request was HEAD (or CONNECT), so this response has no body.
   void expectNoBody() { no_body_ = true; }
-  // After an upgrade/CONNECT is accepted every byte is opaque tunnel data.
+  // After an upgrade/CONNECT is accepted every byte is opaque tunnel data. Called from
+  // onHeaders, the message stays open (no onMessageComplete) until onEof().
   void switchToTunnel() { state_ = State::Tunnel; }
   bool inTunnel() const { return state_ == State::Tunnel; }
   // Between messages (nothing of a next message read yet).

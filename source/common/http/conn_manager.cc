@@ -166,7 +166,9 @@ public:
                       const std::function<void(HeaderMap&)>& modify, absl::string_view details) override {
     if (destroyed_) return;
     info_.response_code_details = std::string(details);
-    info_.addFlag(code == 404 && details == "route_not_found" ? "NR" : "LR");
+    bool no_route = code == 404 && details == "route_not_found";
+    if (no_route) parent_.config_->stats->no_route.inc();
+    info_.addFlag(no_route ? "NR" : "LR");
     if (response_started_) {
       // Too late for a response: end the stream.
       resetStream();
@@ -174,7 +176,9 @@ public:
     }
     auto headers = std::make_unique<HeaderMap>();
     headers->add(":status", absl::StrCat(code));
-    std::string text = body.empty() ? "" : absl::StrCat(body, "\n");
+    // The body as given: a direct_response body is served byte for byte, and Envoy's own
+    // local reply texts ("no healthy upstream", ...) have no trailing newline either.
+    std::string text(body);
     if (!text.empty()) {
       headers->add("content-length", absl::StrCat(text.size()));
       headers->add("content-type", "text/plain");

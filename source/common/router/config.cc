@@ -223,6 +223,7 @@ RouteConfig::create(const rv3::RouteConfiguration& proto, const std::string& at,
     std::string vat = absl::StrCat(at, ".virtual_hosts[", i, "]");
     auto vh = std::make_unique<VirtualHost>();
     vh->name = vp.name();
+    vh->config = rc.get();
     vh->request_headers = headerEdits(vp.request_headers_to_add(), vp.request_headers_to_remove());
     vh->response_headers = headerEdits(vp.response_headers_to_add(), vp.response_headers_to_remove());
     if (vp.has_retry_policy()) {

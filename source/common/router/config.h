@@ -121,9 +121,12 @@ public:
   const class VirtualHost* vhost{nullptr};
 };
 
+class RouteConfig;
+
 class VirtualHost {
 public:
   std::string name;
+  const RouteConfig* config{nullptr}; // the table this host belongs to
   std::vector<std::string> domains;
   std::vector<Route> routes;
   HeaderEdits request_headers;

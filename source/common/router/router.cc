@@ -19,6 +19,8 @@ public:
     if (pending_) pending_->cancel();
     if (encoder_) encoder_->removeCallbacks(*this);
     if (host_) host_->rq_active--;
+    // This attempt stopped the downstream reads: it must not leave them stopped.
+    if (above_high_) parent_.callbacks_->onDecoderFilterBelowWriteBufferLowWatermark();
   }
 
   void start(const upstream::HostSharedPtr& host) {
@@ -108,9 +110,13 @@ public:
     parent_.onUpstreamFailure(http::resetReasonName(reason), "UR", false, true, safe);
   }
   void onAboveWriteBufferHighWatermark() override {
+    if (above_high_) return;
+    above_high_ = true;
     parent_.callbacks_->onDecoderFilterAboveWriteBufferHighWatermark();
   }
   void onBelowWriteBufferLowWatermark() override {
+    if (!above_high_) return;
+    above_high_ = false;
     parent_.callbacks_->onDecoderFilterBelowWriteBufferLowWatermark();
   }
 
@@ -127,6 +133,7 @@ private:
   upstream::HostSharedPtr host_;
   event::TimerPtr per_try_timer_;
   bool reused_{false};
+  bool above_high_{false}; // the upstream write buffer is above its high watermark
   bool got_headers_{false};
   bool response_complete_{false};
 };
@@ -178,6 +185,8 @@ std::string RouterFilter::redirectLocation(const http::HeaderMap& h) const {
   }
   if (!route_->redirect_path.empty()) {
     path = route_->redirect_path;
+    // A query in path_redirect replaces the request's (Envoy's rule).
+    if (path.find('?') != std::string::npos) query.clear();
   } else if (!route_->redirect_prefix.empty() && route_->path_kind == Route::PathKind::Prefix) {
     path = route_->redirect_prefix + path.substr(std::min(path.size(), route_->path_value.size()));
   }
@@ -201,6 +210,7 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
                                [r](http::HeaderMap& h) {
                                  r->response_headers.apply(h);
                                  if (r->vhost) r->vhost->response_headers.apply(h);
+                                 if (r->vhost && r->vhost->config) r->vhost->config->response_headers.apply(h);
                                },
                                "direct_response");
     return http::FilterHeadersStatus::StopIteration;
@@ -244,6 +254,7 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
     headers.set(":path", route_->prefix_rewrite + path.substr(std::min(path.size(), route_->path_value.size())));
   }
   if (!route_->host_rewrite_literal.empty()) headers.set(":authority", route_->host_rewrite_literal);
+  if (route_->vhost && route_->vhost->config) route_->vhost->config->request_headers.apply(headers);
   if (route_->vhost) route_->vhost->request_headers.apply(headers);
   route_->request_headers.apply(headers);
 
@@ -276,25 +287,30 @@ void RouterFilter::startUpstream() {
 http::FilterDataStatus RouterFilter::decodeData(buffer::Buffer& data, bool end_stream) {
   if (end_stream) request_complete_ = true;
   if (!data.empty()) had_body_ = true;
+  const bool connected = upstream_ && upstream_->encoder();
+  bool kept = false; // a copy of `data` is in body_
   // Keep a copy while a retry could still need it.
   if (retries_left_ > 0 && !body_too_big_for_retry_) {
     if (!body_) body_ = std::make_unique<buffer::Buffer>(&callbacks_->dispatcher().blockPool());
     if (body_->length() + data.length() > callbacks_->bufferLimit()) {
       body_too_big_for_retry_ = true;
-      body_.reset();
       config_->stats->rq_retry_skipped_request_not_complete.inc();
+      // Once connected, what body_ holds has been sent: only the retry copy goes. Before
+      // that it is the request body itself and still has to be sent.
+      if (connected) body_.reset();
     } else {
       body_->addCopy(data);
+      kept = true;
     }
   }
-  if (upstream_ && upstream_->encoder()) {
+  if (connected) {
     upstream_->encoder()->encodeData(data, end_stream);
-  } else if (!body_ || body_too_big_for_retry_) {
-    // No connection yet and nothing kept: hold the data until the pool is ready.
+  } else if (kept) {
+    data.clear(); // body_ has it; sent when the connection is ready
+  } else {
+    // No connection yet and no copy kept: hold the data until the pool is ready.
     if (!body_) body_ = std::make_unique<buffer::Buffer>(&callbacks_->dispatcher().blockPool());
     body_->move(data);
-  } else {
-    data.clear(); // already copied into body_
   }
   return http::FilterDataStatus::StopIterationNoBuffer;
 }
@@ -355,6 +371,7 @@ void RouterFilter::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream
   else if (code >= 500) s.upstream_rq_5xx.inc();
   route_->response_headers.apply(*headers);
   if (route_->vhost) route_->vhost->response_headers.apply(*headers);
+  if (route_->vhost && route_->vhost->config) route_->vhost->config->response_headers.apply(*headers);
   downstream_response_started_ = true;
   if (end_stream) {
     global_timer_.reset();
@@ -445,11 +462,17 @@ void RouterFilter::onPerTryTimeout() {
 }
 
 void RouterFilter::onDownstreamAboveWriteBufferHighWatermark() {
-  if (upstream_) upstream_->readDisable(true);
+  if (upstream_) {
+    upstream_->readDisable(true);
+    cluster_->stats().upstream_flow_control_paused_reading_total.inc();
+  }
 }
 
 void RouterFilter::onDownstreamBelowWriteBufferLowWatermark() {
-  if (upstream_) upstream_->readDisable(false);
+  if (upstream_) {
+    upstream_->readDisable(false);
+    cluster_->stats().upstream_flow_control_resumed_reading_total.inc();
+  }
 }
 
 } // namespace router

@@ -48,6 +48,9 @@ public:
     decoder_ = nullptr;
     pool_.onClientClosed(*this, connected_, conn_->closeReason());
   }
+  // Flow control for the request body: a slow upstream stops the downstream reads.
+  void onAboveWriteBufferHighWatermark() override { codec_->onAboveWriteBufferHighWatermark(); }
+  void onBelowWriteBufferLowWatermark() override { codec_->onBelowWriteBufferLowWatermark(); }
 
   // http::StreamDecoder: pass through, noting the end of the response.
   void decode1xxHeaders(http::HeaderMapPtr h) override {
