@@ -326,7 +326,12 @@ public:
     p.connect_ = method == "CONNECT";
     absl::string_view target = p.connect_ ? headers.host() : headers.path();
     out.add(absl::StrCat(method, " ", target, " HTTP/1.1\r\n"));
-    if (!headers.host().empty()) out.add(absl::StrCat("host: ", headers.host(), "\r\n"));
+    // HTTP/1.1 requires Host: a request that arrived without one (HTTP/1.0) names the
+    // upstream it is sent to.
+    out.add(absl::StrCat("host: ",
+                         headers.host().empty() ? p.connection_.remoteAddress().toString()
+                                                : std::string(headers.host()),
+                         "\r\n"));
     bool upgrade = headers.has("upgrade");
     p.encodeFields(headers, out, !upgrade);
     if (upgrade && !headers.has("connection")) out.add("connection: upgrade\r\n");

@@ -379,6 +379,9 @@ private:
 
   void mutateRequestHeaders(HeaderMap& h) {
     const ConnectionManagerConfig& c = *parent_.config_;
+    if (!h.has(":authority") && !c.default_host_for_http_10.empty()) {
+      h.add(":authority", c.default_host_for_http_10);
+    }
     // x-forwarded-for: append the peer when we are the edge (use_remote_address).
     if (c.use_remote_address) {
       std::string peer = parent_.connection_->remoteAddress().ip();

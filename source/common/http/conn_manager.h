@@ -53,6 +53,7 @@ struct ConnectionManagerConfig {
   bool preserve_external_request_id{false};
   bool always_set_request_id_in_response{false};
   std::string via;
+  std::string default_host_for_http_10; // :authority for HTTP/1.0 requests without Host
   std::string server_name{"tern"};
   enum class ServerHeader { Overwrite, AppendIfAbsent, PassThrough } server_header{ServerHeader::Overwrite};
   std::vector<AccessLogSharedPtr> access_logs;

@@ -117,6 +117,7 @@ public:
     cfg->preserve_external_request_id = proto.preserve_external_request_id();
     cfg->always_set_request_id_in_response = proto.always_set_request_id_in_response();
     cfg->via = proto.via();
+    cfg->default_host_for_http_10 = proto.http_protocol_options().default_host_for_http_10();
     if (!proto.server_name().empty()) cfg->server_name = proto.server_name();
     switch (proto.server_header_transformation()) {
     case ProtoConfig::APPEND_IF_ABSENT:
