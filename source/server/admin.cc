@@ -1,5 +1,6 @@
 #include "source/server/admin.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -120,6 +121,26 @@ void AdminServer::onAccept(int fd, const network::Address& remote) {
 
 namespace {
 
+// Query values arrive percent-encoded (curl --data-urlencode, browsers).
+std::string percentDecode(absl::string_view in) {
+  std::string out;
+  for (size_t i = 0; i < in.size(); i++) {
+    int hi, lo;
+    auto hex = [](char c) {
+      return absl::ascii_isdigit(c) ? c - '0' : absl::ascii_isxdigit(c) ? (c | 0x20) - 'a' + 10 : -1;
+    };
+    if (in[i] == '%' && i + 2 < in.size() + 0 && (hi = hex(in[i + 1])) >= 0 && (lo = hex(in[i + 2])) >= 0) {
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (in[i] == '+') {
+      out.push_back(' ');
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return out;
+}
+
 constexpr char kHelp[] =
     "admin commands are:\n"
     "  /stats: print server stats (?filter=REGEX)\n"
@@ -151,6 +172,7 @@ int AdminServer::handle(const AdminContext& ctx, absl::string_view method, absl:
     std::string filter;
     std::string all = ctx.stats->dump();
     if (router::queryParam(full_path, "filter", &filter) && !filter.empty()) {
+      filter = percentDecode(filter);
       RE2 re(filter, RE2::Quiet);
       if (!re.ok()) {
         body = absl::StrCat("bad filter regex: ", re.error(), "\n");

@@ -118,9 +118,58 @@ if [[ "$code" == "200" ]]; then ok "HTTP direct response"; else fail "HTTP direc
 ready=$(curl -s --max-time 5 "http://127.0.0.1:$P5/ready")
 if [[ "$ready" == "LIVE" ]]; then ok "admin /ready"; else fail "admin /ready: '$ready'"; fi
 if grep -q '"GET /origin/hello HTTP/1.1" 200' "$T/stdout"; then ok "access log line"; else fail "access log: $(cat "$T/stdout")"; fi
+# Admin endpoints.
+A="http://127.0.0.1:$P5"
+adm() { curl -s --max-time 5 "$@"; }
+code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@"; }
+adm "$A/stats" > "$T/stats"
+if grep -q "^http.http.downstream_rq_2xx: 2$" "$T/stats"; then ok "admin /stats counts requests"; else fail "admin /stats: $(grep downstream_rq_2xx "$T/stats")"; fi
+if grep -q "^cluster.origin.upstream_rq_time: P50(" "$T/stats"; then ok "admin /stats histogram"; else fail "admin /stats histogram"; fi
+filtered=$(adm "$A/stats?filter=^cluster%5C.origin%5C.upstream_rq_total")
+if [[ "$filtered" == "cluster.origin.upstream_rq_total: 1" ]]; then ok "admin /stats?filter"; else fail "admin /stats?filter: '$filtered'"; fi
+adm "$A/stats/prometheus" > "$T/prom"
+if python3 - "$T/prom" <<'PY'
+import re, sys
+lines = open(sys.argv[1]).read().splitlines()
+sample = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})? -?[0-9.e+]+$')
+typed = set()
+for l in lines:
+    if l.startswith('# TYPE '):
+        _, _, name, kind = l.split(' ')
+        assert kind in ('counter', 'gauge', 'histogram'), l
+        typed.add(name)
+        continue
+    assert sample.match(l), 'bad sample line: ' + l
+    base = l.split('{')[0].split(' ')[0]
+    for suffix in ('_bucket', '_sum', '_count'):
+        if base.endswith(suffix) and base[:-len(suffix)] in typed:
+            base = base[:-len(suffix)]
+    assert base in typed, 'sample without TYPE: ' + l
+assert any('tern_http_http_downstream_rq_time_bucket{le="+Inf"}' in l for l in lines)
+PY
+then ok "admin /stats/prometheus is valid exposition format"; else fail "admin /stats/prometheus format"; fi
+if adm "$A/config_dump" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["static_resources"]["listeners"][0]["name"]=="http"'; then ok "admin /config_dump is the bootstrap as JSON"; else fail "admin /config_dump"; fi
+adm "$A/clusters" > "$T/clusters"
+if grep -q "^origin::127.0.0.1:$P4::cx_active::" "$T/clusters"; then ok "admin /clusters"; else fail "admin /clusters: $(head -3 "$T/clusters")"; fi
+adm "$A/listeners" > "$T/listeners"
+if grep -q "^http::127.0.0.1:$P1$" "$T/listeners"; then ok "admin /listeners"; else fail "admin /listeners"; fi
+if [[ $(code "$A/healthcheck/fail") == 405 && $(code -XPOST "$A/healthcheck/fail") == 200 && $(code -XPOST "$A/healthcheck/ok") == 200 ]]; then ok "admin /healthcheck needs POST"; else fail "admin /healthcheck"; fi
+if [[ $(code -XPOST "$A/logging?level=loud") == 400 ]] && [[ $(adm -XPOST "$A/logging?level=debug") == "active level: debug" ]] && [[ $(adm -XPOST "$A/logging?level=info") == "active level: info" ]]; then ok "admin /logging"; else fail "admin /logging"; fi
+if [[ $(code "$A/nope") == 404 ]]; then ok "admin unknown path 404"; else fail "admin unknown path"; fi
 kill -USR1 "$PID"
 for _ in $(seq 100); do grep -q "tcp.default.downstream_cx_total: 1" "$T/stderr" && break; sleep 0.05; done
 if grep -q "tcp.default.downstream_cx_total: 1" "$T/stderr"; then ok "SIGUSR1 prints stats"; else fail "SIGUSR1 stats missing"; fi
+if [[ $(code "$A/quitquitquit") == 405 ]]; then ok "quitquitquit needs POST"; else fail "quitquitquit GET"; fi
+adm -XPOST "$A/quitquitquit" > /dev/null
+wait "$PID"
+rc=$?
+PID=""
+if [[ $rc -eq 0 ]]; then ok "POST /quitquitquit exits 0"; else fail "quitquitquit exit $rc"; fi
+
+# SIGTERM on a fresh instance.
+"$TERN" -c "$T/run.yaml" --concurrency 1 2> "$T/stderr2" > /dev/null &
+PID=$!
+for _ in $(seq 100); do grep -q "tern started" "$T/stderr2" && break; sleep 0.05; done
 kill -TERM "$PID"
 wait "$PID"
 rc=$?
