@@ -137,6 +137,7 @@ void ConnectionImpl::onFileEvent(uint32_t events) {
     if (state_ == State::Closed) return;
   }
   if (events & (FileReadyType::Read | FileReadyType::Closed)) {
+    peer_hung_up_ = (events & FileReadyType::Closed) != 0;
     if (read_disable_count_ == 0 && !read_end_stream_) onReadReady();
   }
 }
@@ -159,7 +160,8 @@ void ConnectionImpl::onReadReady() {
       continue;
     }
     size_t before = read_buffer_.length();
-    IoResult r = transport_->doRead(fd_, read_buffer_, std::min<uint64_t>(room, 256 * 1024));
+    IoResult r = transport_->doRead(fd_, read_buffer_, std::min<uint64_t>(room, 256 * 1024),
+                                    !peer_hung_up_);
     if (stats_.rx_total && r.bytes) stats_.rx_total->add(r.bytes);
     if (r.end_stream) read_end_stream_ = true;
     if (r.action == PostIoAction::Close) {

@@ -116,7 +116,8 @@ private:
   bool above_high_{false};
   bool write_event_wanted_{false};
   bool in_read_filters_{false};
-  bool redeliver_{false};            // run the filters on buffered bytes (read re-enabled)
+  bool redeliver_{false};
+  bool peer_hung_up_{false};         // the last readiness report carried a hang-up            // run the filters on buffered bytes (read re-enabled)
 };
 
 } // namespace network

@@ -9,7 +9,8 @@
 namespace tern {
 namespace network {
 
-IoResult RawBufferSocket::doRead(int fd, buffer::Buffer& buf, uint64_t max_bytes) {
+IoResult RawBufferSocket::doRead(int fd, buffer::Buffer& buf, uint64_t max_bytes,
+                                 bool stop_on_short_read) {
   IoResult r;
   constexpr size_t kMaxIov = 8;
   while (r.bytes < max_bytes) {
@@ -23,10 +24,10 @@ IoResult RawBufferSocket::doRead(int fd, buffer::Buffer& buf, uint64_t max_bytes
       r.bytes += rc;
       size_t offered = 0;
       for (size_t i = 0; i < n; i++) offered += iov[i].iov_len;
-      if (static_cast<size_t>(rc) < offered) {
-        // Short read: the socket is (almost surely) empty. One more read would only
-        // confirm EAGAIN; in edge mode we must see it, so try once without reserving.
-        continue;
+      if (stop_on_short_read && static_cast<size_t>(rc) < offered) {
+        // The socket is drained: the confirming EAGAIN read is skipped.
+        r.again = true;
+        break;
       }
       continue;
     }

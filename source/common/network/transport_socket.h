@@ -22,8 +22,12 @@ struct IoResult {
 class TransportSocket {
 public:
   virtual ~TransportSocket() = default;
-  // Reads until EAGAIN, EOF or about `max_bytes`.
-  virtual IoResult doRead(int fd, buffer::Buffer& buf, uint64_t max_bytes) = 0;
+  // Reads until EAGAIN, EOF or about `max_bytes`. With `stop_on_short_read`, a read that
+  // returns less than it asked for ends the loop (the socket is empty; a new edge comes
+  // with the next bytes). Only valid when the readiness report carried no hang-up: a FIN
+  // already queued behind the data raises no further edge.
+  virtual IoResult doRead(int fd, buffer::Buffer& buf, uint64_t max_bytes,
+                          bool stop_on_short_read) = 0;
   // Writes as much of `buf` as the socket takes, draining what was written.
   virtual IoResult doWrite(int fd, buffer::Buffer& buf) = 0;
   // True when bytes on the wire are the application's bytes (splice may bypass us).
@@ -34,7 +38,8 @@ using TransportSocketPtr = std::unique_ptr<TransportSocket>;
 // Plain TCP: readv into reserved slices, writev from the slice chain.
 class RawBufferSocket : public TransportSocket {
 public:
-  IoResult doRead(int fd, buffer::Buffer& buf, uint64_t max_bytes) override;
+  IoResult doRead(int fd, buffer::Buffer& buf, uint64_t max_bytes,
+                  bool stop_on_short_read) override;
   IoResult doWrite(int fd, buffer::Buffer& buf) override;
   bool isRaw() const override { return true; }
 };
