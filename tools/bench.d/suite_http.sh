@@ -17,6 +17,9 @@ IDLE_DEADLINE=${BENCH_IDLE_DEADLINE:-60}  # seconds to open and use all idle con
 QUIET_WAIT=${BENCH_QUIET_WAIT:-120}       # max seconds to wait for other load to stop
 HTTP_ISSUES=()                            # anomalies seen (non-2xx, errors, crashes)
 CLK_TCK=$(getconf CLK_TCK)
+# Its own port range (unless BENCH_PORT_BASE is set), apart from the tcp suite's 19000+,
+# in case two engineers run suites at once.
+[[ -n "${BENCH_PORT_BASE:-}" ]] || NEXT_PORT=19500
 
 suite_usage() {
   cat <<EOF
@@ -48,7 +51,7 @@ Options:
 Environment: TERN_BIN (prebuilt tern, skips bazel build), BENCH_WRK_CONNS (64),
 BENCH_CG_WARMUP (200), BENCH_CG_WAIT (120), BENCH_IDLE_DEADLINE (60),
 BENCH_QUIET_WAIT (120: before each wrk run, wait this long at most for the rest of the
-machine to go quiet), BENCH_PORT_BASE (19000), BENCH_LIFETIME (1800).
+machine to go quiet), BENCH_PORT_BASE (19500 for this suite), BENCH_LIFETIME (1800).
 EOF
 }
 
