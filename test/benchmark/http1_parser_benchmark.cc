@@ -3,6 +3,7 @@
 //   get8        a small GET with 8 headers
 //   browser20   a browser-like GET with 20 headers (cookies, client hints, ...)
 //   pipeline10  ten small GETs in one read
+//   pipeline100 a hundred of them (per-request cost must not grow with the batch)
 //   chunked16k  a POST with a 16 KiB body in 16 chunks of 1 KiB, plus a trailer
 //
 // For each message there are three measurements:
@@ -87,9 +88,9 @@ std::string browser20() {
          "\r\n";
 }
 
-std::string pipeline10() {
+std::string pipeline(int n) {
   std::string s;
-  for (int i = 0; i < 10; i++) {
+  for (int i = 0; i < n; i++) {
     absl::StrAppend(&s, "GET /static/asset-", i,
                     ".js HTTP/1.1\r\nHost: cdn.example.com\r\nUser-Agent: bench/1\r\n"
                     "Accept: */*\r\nAccept-Encoding: gzip\r\n\r\n");
@@ -117,7 +118,8 @@ const std::vector<Case>& cases() {
   static const std::vector<Case> c = {
       {"get8", get8(), 1},
       {"browser20", browser20(), 1},
-      {"pipeline10", pipeline10(), 10},
+      {"pipeline10", pipeline(10), 10},
+      {"pipeline100", pipeline(100), 100},
       {"chunked16k", chunked16k(), 1},
   };
   return c;
@@ -360,7 +362,7 @@ int countMode(const std::string& parser, const std::string& name, long n) {
     if (name == k.name) c = &k;
   }
   if (c == nullptr || n <= 0) {
-    fprintf(stderr, "usage: --count tern|raw|map|copy get8|browser20|pipeline10|chunked16k N\n");
+    fprintf(stderr, "usage: --count tern|raw|map|copy get8|browser20|pipeline10|pipeline100|chunked16k N\n");
     return 2;
   }
   bool ok = true;
@@ -423,6 +425,8 @@ std::vector<BadInput> badInputs() {
       {"obs-fold hiding Transfer-Encoding",
        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nX: y\r\n Transfer-Encoding: chunked\r\n\r\nabc"},
       {"whitespace before the colon", "GET / HTTP/1.1\r\nHost: h\r\nX-Foo : y\r\n\r\n"},
+      {"whitespace before the colon of Transfer-Encoding",
+       "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding : chunked\r\nContent-Length: 3\r\n\r\nabc"},
       {"invalid header name character (\"X@Foo\")", "GET / HTTP/1.1\r\nHost: h\r\nX@Foo: y\r\n\r\n"},
       {"control character in a value (0x01)", "GET / HTTP/1.1\r\nHost: h\r\nX: a\x01" "b\r\n\r\n"},
       {"NUL in a value", std::string("GET / HTTP/1.1\r\nHost: h\r\nX: a") + '\0' + "b\r\n\r\n"},
@@ -478,14 +482,38 @@ std::string ternVerdict(const std::string& input) {
 struct HpResult {
   int heads{0};
   int complete{0};
+  size_t body{0};
+  bool chunked{false};
+  std::string fields; // as its callbacks delivered them: name=value|...
+  bool in_value{false};
 };
 
 std::string httpParserVerdict(const std::string& input) {
   HpResult r;
   http_parser_settings s;
   http_parser_settings_init(&s);
+  s.on_header_field = [](http_parser* p, const char* at, size_t n) {
+    auto* r = static_cast<HpResult*>(p->data);
+    if (r->in_value || r->fields.empty()) absl::StrAppend(&r->fields, r->fields.empty() ? "" : "|");
+    r->in_value = false;
+    r->fields.append(at, n);
+    return 0;
+  };
+  s.on_header_value = [](http_parser* p, const char* at, size_t n) {
+    auto* r = static_cast<HpResult*>(p->data);
+    if (!r->in_value) r->fields.push_back('=');
+    r->in_value = true;
+    r->fields.append(at, n);
+    return 0;
+  };
   s.on_headers_complete = [](http_parser* p) {
-    static_cast<HpResult*>(p->data)->heads++;
+    auto* r = static_cast<HpResult*>(p->data);
+    r->heads++;
+    r->chunked |= (p->flags & F_CHUNKED) != 0;
+    return 0;
+  };
+  s.on_body = [](http_parser* p, const char*, size_t n) {
+    static_cast<HpResult*>(p->data)->body += n;
     return 0;
   };
   s.on_message_complete = [](http_parser* p) {
@@ -499,7 +527,10 @@ std::string httpParserVerdict(const std::string& input) {
   if (HTTP_PARSER_ERRNO(&p) != HPE_OK) {
     return absl::StrCat("rejected: ", http_errno_name(HTTP_PARSER_ERRNO(&p)), " at byte ", n);
   }
-  std::string v = absl::StrCat("**accepted** (", r.heads, " head(s), ", r.complete, " complete)");
+  std::string fields = r.fields.size() > 60 ? r.fields.substr(0, 57) + "..." : r.fields;
+  std::string v = absl::StrCat("**accepted**: ", r.complete, " message(s), ",
+                               r.chunked ? "chunked, " : "", "body ", r.body, " bytes; fields `",
+                               absl::CEscape(fields), "`");
   if (p.upgrade) absl::StrAppend(&v, ", upgrade");
   return v;
 }

@@ -47,36 +47,46 @@ absl::Status bad(absl::string_view why) { return absl::InvalidArgumentError(why)
 
 absl::StatusOr<bool> Parser::collectBlock(buffer::Buffer& data) {
   const size_t limit = size_t(limits_.max_headers_kb) * 1024;
+  static constexpr absl::string_view kEnd = "\r\n\r\n";
   while (!data.empty()) {
     iovec iov;
     data.getReadableSlices(&iov, 1);
-    const char* p = static_cast<const char*>(iov.iov_base);
     size_t take = std::min<size_t>(iov.iov_len, limit + 4 - std::min(limit + 4, head_.size()));
     if (take == 0) return absl::ResourceExhaustedError("headers too large");
-    size_t old = head_.size();
-    head_.append(p, take);
-    // Where the block ends, if it ends in what we have: bytes after it (a body arriving
-    // in the same read) are not part of the head and are not checked or consumed here.
-    size_t keep = std::string::npos;
-    if (state_ == State::Trailers && head_.size() >= 2 && head_[0] == '\r' && head_[1] == '\n') {
-      keep = 2; // an empty trailer section: just the final CRLF
+    const absl::string_view in(static_cast<const char*>(iov.iov_base), take);
+    const size_t old = head_.size();
+    // How many bytes of `in` complete the block, if it ends in them. Only those are
+    // copied: bytes after it (a body or the next pipelined message in the same read) are
+    // not part of the head and are not checked, copied or consumed here.
+    size_t end = absl::string_view::npos;
+    if (state_ == State::Trailers && old == 0 && absl::StartsWith(in, "\r\n")) {
+      end = 2; // an empty trailer section: just the final CRLF
+    } else if (state_ == State::Trailers && old == 1 && head_[0] == '\r' && in[0] == '\n') {
+      end = 1;
     } else {
-      size_t pos = head_.find("\r\n\r\n", old >= 3 ? old - 3 : 0);
-      if (pos != std::string::npos) keep = pos + 4;
+      // The CRLFCRLF may begin in the last three bytes already collected.
+      const size_t tail = std::min<size_t>(old, 3);
+      char window[6];
+      const size_t head_part = std::min<size_t>(in.size(), 3);
+      std::memcpy(window, head_.data() + old - tail, tail);
+      std::memcpy(window + tail, in.data(), head_part);
+      size_t pos = absl::string_view(window, tail + head_part).find(kEnd);
+      if (pos != absl::string_view::npos) {
+        end = pos + 4 - tail;
+      } else if ((pos = in.find(kEnd)) != absl::string_view::npos) {
+        end = pos + 4;
+      }
     }
-    size_t check_end = keep == std::string::npos ? head_.size() : keep;
+    const size_t n = end == absl::string_view::npos ? take : end;
+    head_.append(in.data(), n);
     // Every LF must follow a CR (a bare LF is how smuggling payloads hide line ends). A CR
     // that ended the previous read is checked again now that its next byte is here.
-    for (size_t i = old > 0 ? old - 1 : 0; i < check_end; i++) {
+    for (size_t i = old > 0 ? old - 1 : 0; i < head_.size(); i++) {
       if (head_[i] == '\n' && (i == 0 || head_[i - 1] != '\r')) return bad("bare LF");
-      if (head_[i] == '\r' && i + 1 < check_end && head_[i + 1] != '\n') return bad("bare CR");
+      if (head_[i] == '\r' && i + 1 < head_.size() && head_[i + 1] != '\n') return bad("bare CR");
     }
-    if (keep != std::string::npos) {
-      data.drain(keep - old);
-      head_.resize(keep);
-      return true;
-    }
-    data.drain(take);
+    data.drain(n);
+    if (end != absl::string_view::npos) return true;
     // Up to limit + 4 bytes with the final CRLFCRLF, however the bytes arrive.
     if (head_.size() >= limit + 4) return absl::ResourceExhaustedError("headers too large");
   }
