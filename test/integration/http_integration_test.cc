@@ -475,6 +475,39 @@ response_headers_to_add:
   EXPECT_EQ(r.header("content-type"), "application/octet-stream"); // nginx's own pass
 }
 
+// The same header set at route, virtual host and table level: by default the least
+// specific level is applied last and wins (Envoy's most_specific_header_mutations_wins).
+TEST_P(HttpIntegrationTest, HeaderEditPrecedence) {
+  for (bool most_specific : {false, true}) {
+    startServer(
+        httpListener("ingress", R"(- name: any
+  domains: ["*"]
+  request_headers_to_add:
+  - header: {key: x-added, value: vhost}
+    append: false
+  routes:
+  - match: {prefix: /echo}
+    route: {cluster: nginx}
+    request_headers_to_add:
+    - header: {key: x-added, value: route}
+      append: false
+)",
+                     "",
+                     absl::StrCat("most_specific_header_mutations_wins: ", most_specific ? "true" : "false", R"(
+request_headers_to_add:
+- header: {key: x-added, value: table}
+  append: false
+)")),
+        nginxClusters());
+    CurlResult r = get("/echo");
+    ASSERT_EQ(r.status, 200);
+    EXPECT_EQ(echoFields(r.body)["added"], most_specific ? "route" : "table")
+        << "most_specific_header_mutations_wins: " << most_specific;
+    server_->stop();
+    server_.reset();
+  }
+}
+
 TEST_P(HttpIntegrationTest, DirectResponse) {
   startHttp(anyHost(R"(- match: {path: /ok}
   direct_response: {status: 200, body: {inline_string: "hello direct"}}

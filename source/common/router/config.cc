@@ -205,11 +205,39 @@ bool Route::matches(const http::HeaderMap& h) const {
   return true;
 }
 
+namespace {
+void applyLevels(const HeaderEdits& route, const HeaderEdits* vhost, const HeaderEdits* table,
+                 bool most_specific_wins, http::HeaderMap& h) {
+  if (most_specific_wins) {
+    if (table) table->apply(h);
+    if (vhost) vhost->apply(h);
+    route.apply(h);
+  } else {
+    route.apply(h);
+    if (vhost) vhost->apply(h);
+    if (table) table->apply(h);
+  }
+}
+} // namespace
+
+void Route::applyRequestEdits(http::HeaderMap& h) const {
+  const RouteConfig* table = vhost ? vhost->config : nullptr;
+  applyLevels(request_headers, vhost ? &vhost->request_headers : nullptr,
+              table ? &table->request_headers : nullptr, table && table->most_specific_wins, h);
+}
+
+void Route::applyResponseEdits(http::HeaderMap& h) const {
+  const RouteConfig* table = vhost ? vhost->config : nullptr;
+  applyLevels(response_headers, vhost ? &vhost->response_headers : nullptr,
+              table ? &table->response_headers : nullptr, table && table->most_specific_wins, h);
+}
+
 absl::StatusOr<std::shared_ptr<const RouteConfig>>
 RouteConfig::create(const rv3::RouteConfiguration& proto, const std::string& at,
                     upstream::ClusterManager* cm) {
   auto rc = std::make_shared<RouteConfig>();
   rc->name = proto.name();
+  rc->most_specific_wins = proto.most_specific_header_mutations_wins();
   rc->request_headers = headerEdits(proto.request_headers_to_add(), proto.request_headers_to_remove());
   rc->response_headers = headerEdits(proto.response_headers_to_add(), proto.response_headers_to_remove());
   auto checkCluster = [&](const std::string& name, const std::string& field) -> absl::Status {

@@ -119,6 +119,10 @@ public:
   HeaderEdits request_headers;
   HeaderEdits response_headers;
   const class VirtualHost* vhost{nullptr};
+
+  // The route's, virtual host's and table's edits, in the order Envoy applies them.
+  void applyRequestEdits(http::HeaderMap& h) const;
+  void applyResponseEdits(http::HeaderMap& h) const;
 };
 
 class RouteConfig;
@@ -150,6 +154,9 @@ public:
   std::string name;
   HeaderEdits request_headers;
   HeaderEdits response_headers;
+  // Envoy's most_specific_header_mutations_wins: by default (false) the route's edits are
+  // applied first and the route table's last, so the least specific level wins.
+  bool most_specific_wins{false};
 
 private:
   std::vector<std::unique_ptr<VirtualHost>> vhosts_;

@@ -208,9 +208,7 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
     const Route* r = route_;
     callbacks_->sendLocalReply(static_cast<int>(r->direct_status), r->direct_body,
                                [r](http::HeaderMap& h) {
-                                 r->response_headers.apply(h);
-                                 if (r->vhost) r->vhost->response_headers.apply(h);
-                                 if (r->vhost && r->vhost->config) r->vhost->config->response_headers.apply(h);
+                                 r->applyResponseEdits(h);
                                },
                                "direct_response");
     return http::FilterHeadersStatus::StopIteration;
@@ -246,17 +244,16 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
     return http::FilterHeadersStatus::StopIteration;
   }
   callbacks_->streamInfo().upstream_cluster = cluster_->name();
-  // Rewrites and header edits: the config's, the virtual host's, then the route's, so the
-  // most specific wins.
+  // Rewrites, then header edits at route, virtual host and table level (Envoy's order).
+
+
   if (route_->has_prefix_rewrite && route_->path_kind == Route::PathKind::Prefix) {
     std::string path(headers.path());
     headers.set("x-envoy-original-path", path);
     headers.set(":path", route_->prefix_rewrite + path.substr(std::min(path.size(), route_->path_value.size())));
   }
   if (!route_->host_rewrite_literal.empty()) headers.set(":authority", route_->host_rewrite_literal);
-  if (route_->vhost && route_->vhost->config) route_->vhost->config->request_headers.apply(headers);
-  if (route_->vhost) route_->vhost->request_headers.apply(headers);
-  route_->request_headers.apply(headers);
+  route_->applyRequestEdits(headers);
 
   retries_left_ = route_->retry_policy.enabled() ? route_->retry_policy.num_retries : 0;
   if (route_->timeout.count() > 0) {
@@ -369,9 +366,7 @@ void RouterFilter::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream
   else if (code >= 300 && code < 400) s.upstream_rq_3xx.inc();
   else if (code >= 400 && code < 500) s.upstream_rq_4xx.inc();
   else if (code >= 500) s.upstream_rq_5xx.inc();
-  route_->response_headers.apply(*headers);
-  if (route_->vhost) route_->vhost->response_headers.apply(*headers);
-  if (route_->vhost && route_->vhost->config) route_->vhost->config->response_headers.apply(*headers);
+  route_->applyResponseEdits(*headers);
   downstream_response_started_ = true;
   if (end_stream) {
     global_timer_.reset();
