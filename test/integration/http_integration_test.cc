@@ -508,6 +508,29 @@ request_headers_to_add:
   }
 }
 
+// nginx's `return 200` answers before reading a request body. Tern must still deliver
+// every response and keep the client's connection: it drops the rest of the body (whose
+// length it knows) instead of closing with unread input, which would send an RST.
+TEST_P(HttpIntegrationTest, EarlyUpstreamResponseToLargePostsOnOneConnection) {
+  startHttp(anyHost("- match: {prefix: /}\n  route: {cluster: nginx}\n"));
+  RawClient c(port());
+  // Each response is read before the rest of its request body is sent, so it always
+  // completes first.
+  const std::string rest(99000, 'p');
+  ASSERT_TRUE(c.send("POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" +
+                     std::string(1000, 'p')));
+  for (int i = 0; i < 20; i++) {
+    HttpResponse r = c.response();
+    ASSERT_EQ(r.status, 200) << "request " << i;
+    EXPECT_EQ(r.body, "hello from nginx\n");
+    ASSERT_TRUE(c.send(rest + "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" +
+                       std::string(1000, 'p')))
+        << "request " << i;
+  }
+  HttpResponse last = c.response();
+  EXPECT_EQ(last.status, 200);
+}
+
 TEST_P(HttpIntegrationTest, DirectResponse) {
   startHttp(anyHost(R"(- match: {path: /ok}
   direct_response: {status: 200, body: {inline_string: "hello direct"}}

@@ -15,6 +15,10 @@ CG_WAIT=${BENCH_CG_WAIT:-120}             # seconds for a proxy under valgrind t
 IDLE_CONNS=${BENCH_IDLE_CONNS:-5000}
 IDLE_DEADLINE=${BENCH_IDLE_DEADLINE:-60}  # seconds to open and use all idle connections
 QUIET_WAIT=${BENCH_QUIET_WAIT:-120}       # max seconds to wait for other load to stop
+NOISY_CORES=0.25                          # other load (cores) that makes a wrk run noisy
+NOISY_RETRIES=${BENCH_NOISY_RETRIES:-2}   # extra attempts at a noisy wrk run
+QUIET_BUDGET=${BENCH_QUIET_BUDGET:-900}   # total seconds the two above may add to a run
+QUIET_END=0                               # SECONDS value when that budget runs out
 HTTP_ISSUES=()                            # anomalies seen (non-2xx, errors, crashes)
 CLK_TCK=$(getconf CLK_TCK)
 # Its own port range (unless BENCH_PORT_BASE is set), apart from the tcp suite's 19000+,
@@ -51,7 +55,10 @@ Options:
 Environment: TERN_BIN (prebuilt tern, skips bazel build), BENCH_WRK_CONNS (64),
 BENCH_CG_WARMUP (200), BENCH_CG_WAIT (120), BENCH_IDLE_DEADLINE (60),
 BENCH_QUIET_WAIT (120: before each wrk run, wait this long at most for the rest of the
-machine to go quiet), BENCH_PORT_BASE (19500 for this suite), BENCH_LIFETIME (1800).
+machine to go quiet), BENCH_NOISY_RETRIES (2: repeats of a wrk run during which other
+processes used over 0.25 core; the least disturbed attempt counts), BENCH_QUIET_BUDGET
+(900: total seconds those waits and repeats may add), BENCH_PORT_BASE (19500 for this
+suite), BENCH_LIFETIME (1800).
 EOF
 }
 
@@ -211,14 +218,14 @@ stop_wait() {
 # busy_ticks: non-idle clock ticks of the whole machine, all cores (/proc/stat).
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
 
-# children_ticks: CPU ticks of this shell's waited-for children so far (bash `times`,
-# run in this shell: in a $(...) subshell it would count that subshell's children only).
+# children_ticks FILE: CPU ticks of this shell's waited-for children, from `times`
+# output saved in FILE. `times` itself must run in this shell (`times >FILE`): inside
+# $(...) it would report that subshell's children only, i.e. none.
 children_ticks() {
-  times >"$WORK/times.txt"
   awk -v hz="$CLK_TCK" 'NR == 2 {
       t = 0
       for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
-      printf "%d\n", t * hz }' "$WORK/times.txt"
+      printf "%d\n", t * hz }' "$1"
 }
 
 # wait_quiet: before a measured run, waits (up to QUIET_WAIT s) until the rest of the
@@ -226,6 +233,10 @@ children_ticks() {
 wait_quiet() {
   local t0=$SECONDS b0 b1 busy said=0
   while :; do
+    if ((SECONDS >= QUIET_END)); then
+      ((said)) && issue "quiet-wait budget (${QUIET_BUDGET}s) used up; measuring anyway"
+      return 0
+    fi
     b0=$(busy_ticks); sleep 1; b1=$(busy_ticks)
     busy=$(awk -v d=$((b1 - b0)) -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", d / hz}')
     awk -v b="$busy" 'BEGIN {exit !(b < 0.15)}' && return 0
@@ -248,7 +259,7 @@ wrk_once() {
   WRK_VALS=""
   [[ -n "$ppid" ]] && p0=$(proc_cpu_ticks "$ppid")
   o0=$(proc_cpu_ticks "$ORIGIN_PID")
-  w0=$(children_ticks)
+  times >"$WORK/times0.txt"
   b0=$(busy_ticks)
   t0=$(date +%s.%N)
   timeout -k 5 $((WRK_TIME + 30)) taskset -c "$LOAD_CORE" \
@@ -256,7 +267,9 @@ wrk_once() {
     "http://127.0.0.1:$port/" >"$WRK_OUT" 2>&1 || true
   t1=$(date +%s.%N)
   b1=$(busy_ticks)
-  w1=$(children_ticks)
+  times >"$WORK/times1.txt"
+  w0=$(children_ticks "$WORK/times0.txt")
+  w1=$(children_ticks "$WORK/times1.txt")
   o1=$(proc_cpu_ticks "$ORIGIN_PID")
   [[ -n "$ppid" ]] && p1=$(proc_cpu_ticks "$ppid")
   WRK_PROXY_TICKS=$((p1 - p0))
@@ -270,6 +283,7 @@ wrk_once() {
 test_wrk() {
   local keys=$1 key r
   local -A target tpid mpid rps p50 p99 cpu bad foreign
+  QUIET_END=$((SECONDS + QUIET_BUDGET))
   start_origin
   local otpid=$ORIGIN_TPID
   target[direct]=$ORIGIN_PORT
@@ -290,10 +304,23 @@ test_wrk() {
     for key in direct $keys; do
       log "wrk: $key, -c$WRK_CONNS ${WRK_TIME}s, round $r/$HTTP_ROUNDS"
       local v_rps v_p50 v_p99 v_n v_non2xx v_err
-      wait_quiet
-      wrk_once "$key-r$r" "${target[$key]}" "${mpid[$key]:-}"
+      # A run during which other processes took more than NOISY_CORES is repeated (at
+      # most NOISY_RETRIES times); the least disturbed attempt counts.
+      local a best_f="" best_vals="" best_out="" best_ticks=0
+      for ((a = 0; a <= NOISY_RETRIES; a++)); do
+        wait_quiet
+        wrk_once "$key-r$r-a$a" "${target[$key]}" "${mpid[$key]:-}"
+        log "wrk: $key: $(awk '/Requests\/sec/ {print $2}' "$WRK_OUT") req/s; other processes used $WRK_FOREIGN cores"
+        if [[ -z "$best_f" ]] || awk -v f="$WRK_FOREIGN" -v b="$best_f" 'BEGIN {exit !(f < b)}'; then
+          best_f=$WRK_FOREIGN best_vals=$WRK_VALS best_out=$WRK_OUT best_ticks=$WRK_PROXY_TICKS
+        fi
+        [[ -z "$WRK_VALS" ]] && break
+        awk -v f="$WRK_FOREIGN" -v t="$NOISY_CORES" 'BEGIN {exit !(f > t)}' || break
+        ((SECONDS < QUIET_END)) || break
+        ((a < NOISY_RETRIES)) && log "wrk: $key: noisy run; repeating it"
+      done
+      WRK_FOREIGN=$best_f WRK_VALS=$best_vals WRK_OUT=$best_out WRK_PROXY_TICKS=$best_ticks
       foreign[$key]+="$WRK_FOREIGN "
-      log "wrk: $key: $(awk '/Requests\/sec/ {print $2}' "$WRK_OUT") req/s; other processes used $WRK_FOREIGN cores"
       if [[ -z "$WRK_VALS" ]]; then
         issue "wrk via $key round $r produced no result: $(head -c 300 "$WRK_OUT" | tr '\n' ' ')"
         [[ $key != direct ]] && alive "${tpid[$key]}" "$key-${target[$key]}"
@@ -505,7 +532,7 @@ suite_run() {
   SUITE_NOTES="- Proxies pinned to core 0 with one worker (Tern \`--concurrency 1\` with http_connection_manager + router, nginx \`worker_processes 1\` with \`proxy_pass\` to an upstream with \`keepalive 64\`, HAProxy \`nbthread 1\`, \`mode http\`, \`http-reuse always\`); the origin (nginx, 1 worker, \`return 200 \"hello\\n\"\`) and the load generators pinned to core 1. Keep-alive everywhere, no access logs.$tern_desc"
   if [[ ",$HTTP_TESTS," == *,wrk,* ]]; then
     SUITE_NOTES+="
-- wrk: \`wrk -t1 -c$WRK_CONNS -d${WRK_TIME}s --latency\`, median of $HTTP_ROUNDS interleaved rounds after a 1 s warm-up; \"direct\" is wrk straight to the origin. Proxy CPU per request is the user+system time of the proxy process (nginx: master + worker) during the run divided by the requests wrk completed; wrk and the origin share core 1, so requests/s is bounded by them too. Each run waits (up to ${QUIET_WAIT} s) until other processes use under 0.15 core; \"other load\" is the CPU used during the run by anything but wrk, the origin and the proxy (from /proc/stat), in cores: well above 0 means the figures are skewed."
+- wrk: \`wrk -t1 -c$WRK_CONNS -d${WRK_TIME}s --latency\`, median of $HTTP_ROUNDS interleaved rounds after a 1 s warm-up; \"direct\" is wrk straight to the origin. Proxy CPU per request is the user+system time of the proxy process (nginx: master + worker) during the run divided by the requests wrk completed; wrk and the origin share core 1, so requests/s is bounded by them too. Each run waits (up to ${QUIET_WAIT} s; waits and repeats together at most ${QUIET_BUDGET} s) until other processes use under 0.15 core; \"other load\" is the CPU used during the run by anything but wrk, the origin and the proxy (from /proc/stat), in cores; a run with over $NOISY_CORES is repeated (up to $NOISY_RETRIES times) and the least disturbed attempt counts. Well above 0 means the figures are skewed."
   fi
   if [[ ",$HTTP_TESTS," == *,insns,* ]]; then
     SUITE_NOTES+="

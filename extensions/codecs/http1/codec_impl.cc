@@ -284,11 +284,12 @@ void ServerConnection::onResponseComplete() {
     return;
   }
   if (!request_complete_) {
-    TERN_LOG(Debug, "response before the request was complete: closing");
-    // Answered before the request finished (a local reply to a request with a body):
-    // the rest of the body cannot be told apart from a next request.
-    keep_alive_ = false;
-    connection_.close(network::ConnectionCloseType::FlushWrite);
+    // Answered before the request body was all read (an upstream that replies without
+    // reading, or a local reply). The body's framing is known, so read and drop the rest
+    // and keep the connection: closing with unread input would make the kernel send an
+    // RST that can destroy the response we just wrote. The next request is parsed once
+    // this one's body ends (onMessageComplete).
+    TERN_LOG(Debug, "response before the request was complete: discarding the rest of its body");
     return;
   }
   parser_.resume();

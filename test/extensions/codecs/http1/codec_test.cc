@@ -458,17 +458,21 @@ TEST_P(CodecTest, PipelinedRequestWaitsForTheResponseBeforeIt) {
   EXPECT_EQ(peerRead(one.size()), one);
 }
 
-TEST_P(CodecTest, EarlyResponseToARequestWithABodyCloses) {
-  // A local reply before the body arrived: the rest of the body cannot be told apart
-  // from a next request, so the connection closes after the response.
+TEST_P(CodecTest, EarlyResponseDiscardsTheRestOfTheBodyAndKeepsTheConnection) {
+  // A reply before the body arrived: the rest of the body (its length is known) is read
+  // and dropped, and the next request on the connection is served normally.
   start(
       [](http::StreamEncoder& enc, const Request&) {
         enc.encodeHeaders(headers({{":status", "413"}, {"content-length", "0"}}), true);
       },
       /*respond_at_headers=*/true);
+  const std::string resp = "HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n";
   peerWrite("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc");
-  std::string got = peerReadToEof();
-  EXPECT_EQ(got, "HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n");
+  EXPECT_EQ(peerRead(resp.size()), resp);
+  peerWrite(std::string(97, 'x') + "GET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
+  EXPECT_EQ(peerRead(resp.size()), resp);
+  ASSERT_TRUE(test::waitFor([&] { return streamCount() == 2; }));
+  EXPECT_EQ(request(1).headers.path(), "/2");
 }
 
 TEST_P(CodecTest, BadRequest400) {
