@@ -17,6 +17,12 @@ public:
   explicit UpstreamRequest(RouterFilter& parent) : parent_(parent) {}
   ~UpstreamRequest() override {
     if (pending_) pending_->cancel();
+    if (encoder_ && upstream_paused_) {
+      // Reading from the upstream was paused for a slow client when the response ended:
+      // the connection goes back to the pool, and must not go back paused.
+      encoder_->readDisable(false);
+      parent_.cluster_->stats().upstream_flow_control_resumed_reading_total.inc();
+    }
     if (encoder_) encoder_->removeCallbacks(*this);
     if (host_) host_->rq_active--;
     // This attempt stopped the downstream reads: it must not leave them stopped.
@@ -49,7 +55,7 @@ public:
     host_->rq_active++;
     encoder.addCallbacks(*this);
     RouterFilter& p = parent_;
-    p.callbacks_->streamInfo().upstream_host = host->address.toString();
+    p.callbacks_->streamInfo().upstream_host = host->address_string;
     bool end = p.request_complete_ && (!p.body_ || p.body_->empty()) && !p.request_trailers_;
     encoder.encodeHeaders(*p.request_headers_, end);
     if (encoder_ == nullptr) return; // reset while writing
@@ -74,7 +80,7 @@ public:
                      const upstream::HostSharedPtr& host) override {
     pending_ = nullptr;
     host_ = nullptr;
-    parent_.callbacks_->streamInfo().upstream_host = host->address.toString();
+    parent_.callbacks_->streamInfo().upstream_host = host->address_string;
     if (reason == stream::PoolFailureReason::Overflow) {
       parent_.onUpstreamFailure("overflow", "UO", false, false, false);
     } else {
@@ -120,14 +126,19 @@ public:
     parent_.callbacks_->onDecoderFilterBelowWriteBufferLowWatermark();
   }
 
-  void readDisable(bool disable) {
-    if (encoder_) encoder_->readDisable(disable);
+  // Pauses or resumes reading the response; returns whether the state changed.
+  bool readDisable(bool disable) {
+    if (!encoder_ || upstream_paused_ == disable) return false;
+    upstream_paused_ = disable;
+    encoder_->readDisable(disable);
+    return true;
   }
   http::StreamEncoder* encoder() { return encoder_; }
   bool gotHeaders() const { return got_headers_; }
 
 private:
   RouterFilter& parent_;
+  bool upstream_paused_{false};
   stream::Cancellable* pending_{nullptr};
   http::StreamEncoder* encoder_{nullptr};
   upstream::HostSharedPtr host_;
@@ -457,15 +468,13 @@ void RouterFilter::onPerTryTimeout() {
 }
 
 void RouterFilter::onDownstreamAboveWriteBufferHighWatermark() {
-  if (upstream_) {
-    upstream_->readDisable(true);
+  if (upstream_ && upstream_->readDisable(true)) {
     cluster_->stats().upstream_flow_control_paused_reading_total.inc();
   }
 }
 
 void RouterFilter::onDownstreamBelowWriteBufferLowWatermark() {
-  if (upstream_) {
-    upstream_->readDisable(false);
+  if (upstream_ && upstream_->readDisable(false)) {
     cluster_->stats().upstream_flow_control_resumed_reading_total.inc();
   }
 }

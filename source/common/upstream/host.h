@@ -14,9 +14,11 @@ namespace upstream {
 // One endpoint of a cluster. Immutable but for its live counters and health.
 struct Host {
   Host(network::Address a, std::string hostname, uint32_t w, uint32_t p)
-      : address(a), hostname(std::move(hostname)), weight(w ? w : 1), priority(p) {}
+      : address(a), address_string(a.toString()), hostname(std::move(hostname)),
+        weight(w ? w : 1), priority(p) {}
 
   const network::Address address;
+  const std::string address_string; // "ip:port", formatted once (logs, access logs)
   const std::string hostname; // from config, for logs and STRICT_DNS
   const uint32_t weight;
   const uint32_t priority;
