@@ -213,3 +213,29 @@ in_only() {
   [[ -z "$ONLY" ]] && return 0
   [[ ",$ONLY," == *",$1,"* ]]
 }
+
+# Shared by the suites: measuring proxies.
+
+# proxy_desc PID: which processes were measured, for the notes column.
+proxy_desc() {
+  local pids n threads=0 p
+  pids=$(proc_tree "$1")
+  n=$(echo "$pids" | wc -l)
+  for p in $pids; do threads=$((threads + $(awk '/^Threads:/ {print $2}' "/proc/$p/status"))); done
+  if [[ $n -gt 1 ]]; then
+    echo "RSS of master + $((n - 1)) worker(s)"
+  else
+    echo "RSS of 1 process, $threads thread(s)"
+  fi
+}
+
+# proc_cpu_ticks PID: user+system clock ticks of PID and its children (nginx workers).
+proc_cpu_ticks() {
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
+    [[ -r /proc/$p/stat ]] && total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$total"
+}
+
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }

@@ -75,21 +75,6 @@ proxy_label() {
   esac
 }
 
-mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
-
-# proxy_desc PID: which processes were measured, for the notes column.
-proxy_desc() {
-  local pids n threads=0 p
-  pids=$(proc_tree "$1")
-  n=$(echo "$pids" | wc -l)
-  for p in $pids; do threads=$((threads + $(awk '/^Threads:/ {print $2}' "/proc/$p/status"))); done
-  if [[ $n -gt 1 ]]; then
-    echo "RSS of master + $((n - 1)) worker(s)"
-  else
-    echo "RSS of 1 process, $threads thread(s)"
-  fi
-}
-
 start_proxy() {
   local key=$1 up=$2 conf nofile
   alloc_port PROXY_PORT
@@ -156,15 +141,6 @@ iperf_once() {
   fi
   bg_stop "$stpid"
   IPERF_GBPS=$gbps
-}
-
-# proc_cpu_ticks PID: user+system clock ticks of PID and its children (nginx workers).
-proc_cpu_ticks() {
-  local total=0 p
-  for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
-    [[ -r /proc/$p/stat ]] && total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
-  done
-  echo "$total"
 }
 
 # Runs are interleaved (every proxy once per round, TCP_ROUNDS rounds) and the median is
