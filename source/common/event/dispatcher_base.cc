@@ -56,15 +56,18 @@ void DispatcherBase::post(std::function<void()> cb) {
     absl::MutexLock lock(&post_mu_);
     first = posted_.empty();
     posted_.push_back(std::move(cb));
+    has_posted_.store(true, std::memory_order_release);
   }
   if (first) wakeup();
 }
 
 void DispatcherBase::runPosted() {
+  if (!has_posted_.load(std::memory_order_acquire)) return;
   std::vector<std::function<void()>> batch;
   {
     absl::MutexLock lock(&post_mu_);
     batch.swap(posted_);
+    has_posted_.store(false, std::memory_order_relaxed);
   }
   for (auto& cb : batch) cb();
 }

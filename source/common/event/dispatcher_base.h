@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -102,6 +103,8 @@ protected:
   std::vector<DeferredDeletablePtr> deferred_;
   absl::Mutex post_mu_;
   std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(post_mu_);
+  // Whether posted_ may be non-empty: checked every loop turn without taking post_mu_.
+  std::atomic<bool> has_posted_{false};
   uint64_t next_id_{1};
   // Whether the IO model re-arms after each callback (EPOLLONESHOT).
   bool oneshot_{false};

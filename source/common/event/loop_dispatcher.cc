@@ -72,11 +72,7 @@ void LoopDispatcher::run() {
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
   while (!exit_.load(std::memory_order_relaxed)) {
-    bool busy = hasActivated() || !deferred_.empty();
-    if (!busy) {
-      absl::MutexLock lock(&post_mu_);
-      busy = !posted_.empty();
-    }
+    bool busy = hasActivated() || !deferred_.empty() || has_posted_.load(std::memory_order_acquire);
     int n = epoll_wait(epoll_fd_, events, kMaxEvents, busy ? 0 : -1);
     if (n < 0 && errno != EINTR) break;
     for (int i = 0; i < n; i++) {

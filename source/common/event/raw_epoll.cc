@@ -100,10 +100,7 @@ void ShardDispatcher::runBatch() {
   absl::MutexLock lock(&mu_);
   scheduled_ = false;
   bool more = !ready_.empty() || timer_ready_ || wakeup_pending_ || hasActivated();
-  if (!more) {
-    absl::MutexLock plock(&post_mu_);
-    more = !posted_.empty();
-  }
+  if (!more) more = has_posted_.load(std::memory_order_acquire);
   if (more) schedule();
 }
 

@@ -4,7 +4,6 @@
 #include <cerrno>
 
 #include "source/common/network/transport_socket.h"
-#include "source/common/common/logger.h"
 
 namespace tern {
 namespace network {
@@ -33,9 +32,6 @@ IoResult RawBufferSocket::doRead(int fd, buffer::Buffer& buf, uint64_t max_bytes
     }
     buf.commit(0);
     if (rc == 0) {
-      size_t total = 0;
-      for (size_t i = 0; i < n; i++) total += iov[i].iov_len;
-      TERN_LOG(Debug, "fd %d: EOF (readv of %zu iovecs, %zu bytes offered)", fd, n, total);
       r.end_stream = true;
       break;
     }

@@ -158,13 +158,9 @@ uint64_t Cluster::setHosts(PrioritySetConstSharedPtr hosts) {
   hosts_ = std::move(hosts);
   stats_.membership_total.set(total);
   stats_.membership_healthy.set(total);
-  return ++version_;
+  return version_.fetch_add(1, std::memory_order_acq_rel) + 1;
 }
 
-uint64_t Cluster::version() const {
-  absl::MutexLock lock(&mu_);
-  return version_;
-}
 
 ShardClusterManager::ShardClusterManager(ClusterManager& cm, event::Dispatcher& dispatcher,
                                          uint64_t seed)

@@ -86,7 +86,8 @@ public:
   PrioritySetConstSharedPtr hosts() const;
   // Replaces membership; returns the version number shards compare against.
   uint64_t setHosts(PrioritySetConstSharedPtr hosts);
-  uint64_t version() const;
+  // Lock-free: read on every host pick to see whether membership changed.
+  uint64_t version() const { return version_.load(std::memory_order_acquire); }
 
 private:
   const envoy::config::cluster::v3::Cluster config_;
@@ -104,7 +105,7 @@ private:
   stats::Histogram& rq_time_;
   mutable absl::Mutex mu_;
   PrioritySetConstSharedPtr hosts_ ABSL_GUARDED_BY(mu_);
-  uint64_t version_ ABSL_GUARDED_BY(mu_){0};
+  std::atomic<uint64_t> version_{0}; // bumped under mu_ after hosts_ changes
 };
 
 class ClusterManager;
