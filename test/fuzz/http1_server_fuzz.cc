@@ -43,7 +43,7 @@ public:
   absl::Status onHeaders(http::HeaderMapPtr headers, const MessageInfo& info,
                          bool end_stream) override {
     if (in_message_ && !interim_) violation("onHeaders before the previous message completed");
-    const std::string* status = headers->get(":status");
+    const absl::string_view* status = headers->get(":status");
     interim_ = status != nullptr && (*status)[0] == '1' && *status != "101";
     in_message_ = true;
     ended_ = end_stream;

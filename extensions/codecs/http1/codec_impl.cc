@@ -47,8 +47,27 @@ const char* reasonPhrase(int code) {
 namespace {
 // Connection-specific fields: they describe one hop and are never forwarded as they are.
 bool isHopByHop(absl::string_view name) {
-  return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
-         name == "transfer-encoding" || name == "upgrade" || name == "te";
+  switch (name.size()) {
+  case 2: return name == "te";
+  case 7: return name == "upgrade";
+  case 10: return name == "connection" || name == "keep-alive";
+  case 16: return name == "proxy-connection";
+  case 17: return name == "transfer-encoding";
+  default: return false;
+  }
+}
+
+// "HTTP/1.x CODE REASON\r\n" without formatting: the status code is three digits.
+void addStatusLine(buffer::Buffer& out, http::Protocol protocol, int code) {
+  char line[13] = "HTTP/1.1 000";
+  if (protocol == http::Protocol::Http10) line[7] = '0';
+  line[9] = static_cast<char>('0' + code / 100 % 10);
+  line[10] = static_cast<char>('0' + code / 10 % 10);
+  line[11] = static_cast<char>('0' + code % 10);
+  line[12] = ' ';
+  out.add(line, 13);
+  out.add(absl::string_view(reasonPhrase(code)));
+  out.add("\r\n", 2);
 }
 } // namespace
 
@@ -107,7 +126,7 @@ public:
   void encode1xxHeaders(const http::HeaderMap& headers) override {
     int code = headers.statusCode();
     buffer::Buffer out(&parent_.connection_.dispatcher().blockPool());
-    out.add(absl::StrCat("HTTP/1.1 ", code, " ", reasonPhrase(code), "\r\n"));
+    addStatusLine(out, http::Protocol::Http11, code);
     parent_.encodeFields(headers, out, true);
     out.add("\r\n", 2);
     parent_.connection_.write(out, false);
@@ -119,12 +138,11 @@ public:
     int code = headers.statusCode();
     if (code == 0) code = 500;
     buffer::Buffer out(&p.connection_.dispatcher().blockPool());
-    out.add(absl::StrCat(p.protocol_ == http::Protocol::Http10 ? "HTTP/1.0 " : "HTTP/1.1 ", code,
-                         " ", reasonPhrase(code), "\r\n"));
+    addStatusLine(out, p.protocol_, code);
     bool upgrade = code == 101 || (p.connect_request_ && code >= 200 && code < 300);
     p.encodeFields(headers, out, code != 101);
     bool no_body = code < 200 || code == 204 || code == 304;
-    const std::string* cl = headers.get("content-length");
+    const absl::string_view* cl = headers.get("content-length");
     chunked_ = false;
     if (upgrade) {
       p.tunnel_ = true;
@@ -326,13 +344,18 @@ public:
     buffer::Buffer out(&p.connection_.dispatcher().blockPool());
     p.connect_ = method == "CONNECT";
     absl::string_view target = p.connect_ ? headers.host() : headers.path();
-    out.add(absl::StrCat(method, " ", target, " HTTP/1.1\r\n"));
+    out.add(method);
+    out.add(" ", 1);
+    out.add(target);
+    out.add(" HTTP/1.1\r\nhost: ", 17);
     // HTTP/1.1 requires Host: a request that arrived without one (HTTP/1.0) names the
     // upstream it is sent to.
-    out.add(absl::StrCat("host: ",
-                         headers.host().empty() ? p.connection_.remoteAddress().toString()
-                                                : std::string(headers.host()),
-                         "\r\n"));
+    if (headers.host().empty()) {
+      out.add(p.connection_.remoteAddress().toString());
+    } else {
+      out.add(headers.host());
+    }
+    out.add("\r\n", 2);
     bool upgrade = headers.has("upgrade");
     p.encodeFields(headers, out, !upgrade);
     if (upgrade && !headers.has("connection")) out.add("connection: upgrade\r\n");

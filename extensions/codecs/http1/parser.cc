@@ -12,33 +12,65 @@ namespace tern {
 namespace http1 {
 namespace {
 
-// RFC 9110 tchar.
-bool isTchar(unsigned char c) {
-  if (absl::ascii_isalnum(c)) return true;
-  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != 0;
-}
+// RFC 9110 tchar, as a table: this runs for every byte of every method and field name.
+struct TcharTable {
+  bool ok[256] = {};
+  TcharTable() {
+    for (int c = 0; c < 256; c++) ok[c] = absl::ascii_isalnum(static_cast<unsigned char>(c));
+    for (const char* p = "!#$%&'*+-.^_`|~"; *p; p++) ok[static_cast<unsigned char>(*p)] = true;
+  }
+};
+const TcharTable kTchar;
 
-bool isToken(absl::string_view s) {
+inline bool isToken(absl::string_view s) {
   if (s.empty()) return false;
   for (unsigned char c : s) {
-    if (!isTchar(c)) return false;
+    if (!kTchar.ok[c]) return false;
   }
   return true;
 }
 
 // Field values: visible ASCII, obs-text, SP and HTAB; never CR, LF, NUL or other CTLs.
-bool isFieldValue(absl::string_view s) {
-  for (unsigned char c : s) {
-    if (c == '\t') continue;
-    if (c < 0x20 || c == 0x7f) return false;
+// Eight bytes at a time: a word with no byte below 0x20 and none equal to 0x7f is fine
+// (bytes >= 0x80 are obs-text); a word that might have one is checked byte by byte.
+inline bool isFieldValue(absl::string_view s) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  const char* p = s.data();
+  size_t n = s.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    uint64_t below_space = (w - kOnes * 0x20) & ~w & kHigh;
+    uint64_t x = w ^ (kOnes * 0x7f);
+    uint64_t del = (x - kOnes) & ~x & kHigh;
+    if ((below_space | del) == 0) continue;
+    for (int i = 0; i < 8; i++) {
+      unsigned char c = static_cast<unsigned char>(p[i]);
+      if (c != '\t' && (c < 0x20 || c == 0x7f)) return false;
+    }
+  }
+  for (; n > 0; p++, n--) {
+    unsigned char c = static_cast<unsigned char>(*p);
+    if (c != '\t' && (c < 0x20 || c == 0x7f)) return false;
   }
   return true;
 }
 
-absl::string_view trimOws(absl::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
+inline absl::string_view trimOws(absl::string_view s) {
+  const char* b = s.data();
+  const char* e = b + s.size();
+  while (b < e && (*b == ' ' || *b == '\t')) b++;
+  while (e > b && (e[-1] == ' ' || e[-1] == '\t')) e--;
+  return absl::string_view(b, e - b);
+}
+
+// `s` equals `lower` (a lower-case literal of the same length) ignoring ASCII case.
+inline bool equalsLower(absl::string_view s, absl::string_view lower) {
+  if (s.size() != lower.size()) return false;
+  for (size_t i = 0; i < s.size(); i++) {
+    if (absl::ascii_tolower(static_cast<unsigned char>(s[i])) != lower[i]) return false;
+  }
+  return true;
 }
 
 absl::Status bad(absl::string_view why) { return absl::InvalidArgumentError(why); }
@@ -122,10 +154,31 @@ absl::Status Parser::parse(buffer::Buffer& data) {
         data.drain(2);
       }
       if (data.empty()) return absl::OkStatus();
-      auto done = collectBlock(data);
-      if (!done.ok()) return done.status();
-      if (!*done) return absl::OkStatus();
-      absl::Status st = parseHead(head_);
+      size_t used = 0;
+      if (head_.empty()) {
+        // Usually the whole head is in the first slice: parse it where it lies.
+        iovec iov;
+        data.getReadableSlices(&iov, 1);
+        // An error here is left to the collecting path below, which reports the same error
+        // however the bytes were cut (a bare LF, say, before a head that is too large).
+        if (!parseHead(absl::string_view(static_cast<const char*>(iov.iov_base), iov.iov_len), used)
+                 .ok()) {
+          used = 0;
+        }
+      }
+      if (used == 0) {
+        // Split across reads or slices: collect it, then parse the copy.
+        auto done = collectBlock(data);
+        if (!done.ok()) return done.status();
+        if (!*done) return absl::OkStatus();
+        absl::Status st = parseHead(head_, used);
+        if (!st.ok()) return st;
+        if (used != head_.size()) return bad("malformed head");
+        head_.clear();
+      } else {
+        data.drain(used);
+      }
+      absl::Status st = emitHead();
       if (!st.ok()) return st;
       break;
     }
@@ -247,166 +300,242 @@ absl::Status Parser::parseTrailers(absl::string_view block) {
     }
     absl::string_view value = trimOws(line.substr(colon + 1));
     if (!isFieldValue(value)) return bad("bad trailer value");
-    std::string name(line.substr(0, colon));
-    http::toLower(name);
+    absl::string_view name = line.substr(0, colon);
     // Framing fields never travel as trailers.
-    if (name == "content-length" || name == "transfer-encoding" || name == "host") continue;
-    trailers->add(name, value);
+    if (absl::EqualsIgnoreCase(name, "content-length") ||
+        absl::EqualsIgnoreCase(name, "transfer-encoding") || absl::EqualsIgnoreCase(name, "host")) {
+      continue;
+    }
+    trailers->addLowerCasing(name, value);
   }
   callbacks_.onTrailers(std::move(trailers));
   return absl::OkStatus();
 }
 
-absl::Status Parser::parseHead(absl::string_view head) {
-  head.remove_suffix(4); // the blank line
-  std::vector<absl::string_view> lines = absl::StrSplit(head, "\r\n");
-  if (lines.size() - 1 > limits_.max_headers_count) {
-    return absl::ResourceExhaustedError("too many headers");
+namespace {
+
+// Reads the CRLF-terminated line at `pos` of `in`: false when `in` holds no LF yet.
+// A LF without its CR is how smuggling payloads hide line ends: an error. A CR inside a
+// line is caught by the checks on each part (tokens, targets and field values exclude it).
+bool nextLine(absl::string_view in, size_t& pos, absl::string_view& line, absl::Status& err) {
+  const char* b = in.data() + pos;
+  const char* nl = static_cast<const char*>(std::memchr(b, '\n', in.size() - pos));
+  if (nl == nullptr) return false;
+  if (nl == b || nl[-1] != '\r') {
+    err = bad("bare LF");
+    return true;
   }
-  auto headers = std::make_unique<http::HeaderMap>();
-  MessageInfo info;
-  absl::string_view start = lines[0];
-  int status = 0;
+  line = absl::string_view(b, nl - 1 - b);
+  pos = nl + 1 - in.data();
+  return true;
+}
 
-  auto parseVersion = [&](absl::string_view v) -> absl::Status {
-    if (v == "HTTP/1.1") {
-      info.protocol = http::Protocol::Http11;
-    } else if (v == "HTTP/1.0") {
-      info.protocol = http::Protocol::Http10;
-      info.keep_alive = false;
-    } else if (v.size() == 8 && absl::StartsWith(v, "HTTP/") && absl::ascii_isdigit(v[5]) &&
-               v[6] == '.' && absl::ascii_isdigit(v[7])) {
-      return absl::InvalidArgumentError("unsupported HTTP version");
-    } else {
-      return bad("malformed HTTP version");
-    }
-    return absl::OkStatus();
-  };
+bool isDigits(absl::string_view s) {
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
 
-  std::string method;
-  if (type_ == Type::Request) {
-    std::vector<absl::string_view> parts = absl::StrSplit(start, ' ');
-    if (parts.size() != 3) return bad("malformed request line");
-    if (!isToken(parts[0])) return bad("invalid method");
-    if (parts[1].empty()) return bad("empty request target");
-    for (unsigned char c : parts[1]) {
-      if (c <= 0x20 || c >= 0x7f) return bad("invalid request target");
-    }
-    absl::Status st = parseVersion(parts[2]);
-    if (!st.ok()) return st;
-    method = std::string(parts[0]);
-    headers->add(":method", method);
-    info.connect = method == "CONNECT";
-    absl::string_view target = parts[1];
-    if (info.connect) {
-      headers->add(":authority", target);
-    } else if (absl::StartsWithIgnoreCase(target, "http://") ||
-               absl::StartsWithIgnoreCase(target, "https://")) {
-      // Absolute form (proxies): authority and path come from the URI.
-      size_t scheme_end = target.find("://") + 3;
-      size_t path_start = target.find_first_of("/?", scheme_end);
-      absl::string_view authority = target.substr(scheme_end, path_start - scheme_end);
-      // No host, or userinfo ("http://trusted@evil/"): RFC 9110 4.2.4 says treat as an error.
-      if (authority.empty() || absl::StrContains(authority, '@')) {
-        return bad("invalid request target");
-      }
-      headers->add(":authority", authority);
-      if (path_start == absl::string_view::npos) {
-        headers->add(":path", "/");
-      } else if (target[path_start] == '?') {
-        headers->add(":path", absl::StrCat("/", target.substr(path_start))); // "http://h?q"
-      } else {
-        headers->add(":path", target.substr(path_start));
-      }
-    } else if (target[0] == '/' || (target == "*" && method == "OPTIONS")) {
-      headers->add(":path", target);
-    } else {
-      return bad("invalid request target");
-    }
-    headers->add(":scheme", "http");
+} // namespace
+
+absl::Status Parser::parseVersion(absl::string_view v, MessageInfo& info) {
+  if (v == "HTTP/1.1") {
+    info.protocol = http::Protocol::Http11;
+  } else if (v == "HTTP/1.0") {
+    info.protocol = http::Protocol::Http10;
+    info.keep_alive = false;
+  } else if (v.size() == 8 && absl::StartsWith(v, "HTTP/") && absl::ascii_isdigit(v[5]) &&
+             v[6] == '.' && absl::ascii_isdigit(v[7])) {
+    return absl::InvalidArgumentError("unsupported HTTP version");
   } else {
+    return bad("malformed HTTP version");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Parser::parseStartLine(absl::string_view start, http::HeaderMap& headers,
+                                    MessageInfo& info, int& status, bool& has_authority) {
+  if (type_ == Type::Response) {
     if (start.size() < 12 || start[8] != ' ') return bad("malformed status line");
-    absl::Status st = parseVersion(start.substr(0, 8));
+    absl::Status st = parseVersion(start.substr(0, 8), info);
     if (!st.ok()) return st;
     absl::string_view code = start.substr(9, 3);
-    if (!absl::SimpleAtoi(code, &status) || status < 100 || status > 999 ||
-        !absl::ascii_isdigit(code[0]) || (start.size() > 12 && start[12] != ' ')) {
+    if (!isDigits(code) || code[0] == '0' || (start.size() > 12 && start[12] != ' ')) {
       return bad("malformed status code");
     }
-    headers->add(":status", code);
+    if (!isFieldValue(start.substr(12))) return bad("malformed status line");
+    status = (code[0] - '0') * 100 + (code[1] - '0') * 10 + (code[2] - '0');
+    headers.add(":status", code);
+    return absl::OkStatus();
   }
+  const char* b = start.data();
+  const char* e = b + start.size();
+  const char* sp1 = static_cast<const char*>(std::memchr(b, ' ', e - b));
+  const char* sp2 = sp1 ? static_cast<const char*>(std::memchr(sp1 + 1, ' ', e - sp1 - 1)) : nullptr;
+  if (sp2 == nullptr || std::memchr(sp2 + 1, ' ', e - sp2 - 1) != nullptr) {
+    return bad("malformed request line");
+  }
+  absl::string_view method(b, sp1 - b);
+  absl::string_view target(sp1 + 1, sp2 - sp1 - 1);
+  absl::string_view version(sp2 + 1, e - sp2 - 1);
+  if (!isToken(method)) return bad("invalid method");
+  if (target.empty()) return bad("empty request target");
+  for (unsigned char c : target) {
+    if (c <= 0x20 || c >= 0x7f) return bad("invalid request target");
+  }
+  absl::Status st = parseVersion(version, info);
+  if (!st.ok()) return st;
+  headers.add(":method", method);
+  info.connect = method == "CONNECT";
+  if (info.connect) {
+    headers.add(":authority", target);
+    has_authority = true;
+  } else if (target[0] == '/' || (target == "*" && method == "OPTIONS")) {
+    headers.add(":path", target);
+  } else if (absl::StartsWithIgnoreCase(target, "http://") ||
+             absl::StartsWithIgnoreCase(target, "https://")) {
+    // Absolute form (proxies): authority and path come from the URI.
+    size_t scheme_end = target.find("://") + 3;
+    size_t path_start = target.find_first_of("/?", scheme_end);
+    absl::string_view authority = target.substr(scheme_end, path_start - scheme_end);
+    // No host, or userinfo ("http://trusted@evil/"): RFC 9110 4.2.4 says treat as an error.
+    if (authority.empty() || absl::StrContains(authority, '@')) {
+      return bad("invalid request target");
+    }
+    headers.add(":authority", authority);
+    has_authority = true;
+    if (path_start == absl::string_view::npos) {
+      headers.add(":path", "/");
+    } else if (target[path_start] == '?') {
+      headers.add(":path", absl::StrCat("/", target.substr(path_start))); // "http://h?q"
+    } else {
+      headers.add(":path", target.substr(path_start));
+    }
+  } else {
+    return bad("invalid request target");
+  }
+  headers.add(":scheme", "http");
+  return absl::OkStatus();
+}
+
+absl::Status Parser::parseHead(absl::string_view in, size_t& consumed) {
+  consumed = 0;
+  const size_t limit = size_t(limits_.max_headers_kb) * 1024 + 4;
+  absl::Status err;
+  size_t pos = 0;
+  absl::string_view start;
+  if (!nextLine(in, pos, start, err)) {
+    return in.size() > limit ? absl::ResourceExhaustedError("headers too large") : absl::OkStatus();
+  }
+  if (!err.ok()) return err;
+
+  auto headers = std::make_unique<http::HeaderMap>();
+  MessageInfo info;
+  int status = 0;
+  bool has_authority = false;
+  absl::Status st = parseStartLine(start, *headers, info, status, has_authority);
+  if (!st.ok()) return st;
 
   bool has_cl = false, has_te = false, chunked = false, has_host = false;
   uint64_t content_length = 0;
-  bool conn_close = false, conn_keep_alive = false, conn_upgrade = false;
-  for (size_t i = 1; i < lines.size(); i++) {
-    absl::string_view line = lines[i];
-    if (line.empty()) return bad("empty header line");
+  bool conn_close = false, conn_keep_alive = false, conn_upgrade = false, has_upgrade = false;
+  uint32_t count = 0;
+  for (;;) {
+    absl::string_view line;
+    if (!nextLine(in, pos, line, err)) {
+      // Incomplete: the caller collects more and comes back.
+      return in.size() > limit ? absl::ResourceExhaustedError("headers too large") : absl::OkStatus();
+    }
+    if (!err.ok()) return err;
+    if (pos > limit) return absl::ResourceExhaustedError("headers too large");
+    if (line.empty()) break; // the blank line ends the head
+    if (++count > limits_.max_headers_count) return absl::ResourceExhaustedError("too many headers");
     if (line[0] == ' ' || line[0] == '\t') return bad("obsolete line folding");
-    size_t colon = line.find(':');
-    if (colon == absl::string_view::npos) return bad("header without colon");
-    absl::string_view raw_name = line.substr(0, colon);
-    if (!isToken(raw_name)) return bad("invalid header name");
-    absl::string_view value = trimOws(line.substr(colon + 1));
+    const char* colon = static_cast<const char*>(std::memchr(line.data(), ':', line.size()));
+    if (colon == nullptr) return bad("header without colon");
+    absl::string_view name(line.data(), colon - line.data());
+    if (!isToken(name)) return bad("invalid header name");
+    absl::string_view value =
+        trimOws(absl::string_view(colon + 1, line.data() + line.size() - colon - 1));
     if (!isFieldValue(value)) return bad("invalid header value");
-    std::string name(raw_name);
-    http::toLower(name);
-    if (name == "content-length") {
-      uint64_t v;
-      if (value.empty() || value.size() > 18 || !std::all_of(value.begin(), value.end(), absl::ascii_isdigit) ||
-          !absl::SimpleAtoi(value, &v)) {
-        return bad("invalid content-length");
-      }
-      if (has_cl && v != content_length) return bad("conflicting content-length");
-      if (has_cl) continue; // identical duplicate: keep one
-      has_cl = true;
-      content_length = v;
-    } else if (name == "transfer-encoding") {
-      has_te = true;
-      std::vector<absl::string_view> codings = absl::StrSplit(value, ',');
-      for (size_t k = 0; k < codings.size(); k++) {
-        absl::string_view c = trimOws(codings[k]);
-        bool last = k + 1 == codings.size();
-        if (absl::EqualsIgnoreCase(c, "chunked")) {
-          if (!last || chunked) return bad("chunked must be the final transfer coding, once");
-          chunked = true;
-        } else if (type_ == Type::Request) {
-          return absl::UnimplementedError("unsupported transfer coding");
+    // The fields that decide framing, by length first: most fields are none of them.
+    switch (name.size()) {
+    case 4:
+      if (equalsLower(name, "host")) {
+        if (has_host) return bad("duplicate host");
+        has_host = true;
+        if (type_ == Type::Request) {
+          // The request target's authority wins over Host (RFC 9112 3.2.2).
+          if (!has_authority) headers->add(":authority", value);
+          has_authority = true;
+          continue;
         }
       }
-      continue; // framing is the codec's business: not forwarded
-    } else if (name == "host") {
-      if (has_host) return bad("duplicate host");
-      has_host = true;
-      if (type_ == Type::Request) {
-        // The request target's authority wins over Host (RFC 9112 3.2.2).
-        if (!headers->has(":authority")) headers->add(":authority", value);
-        continue;
-      }
-    } else if (name == "connection") {
-      conn_close |= http::hasToken(value, "close");
-      conn_keep_alive |= http::hasToken(value, "keep-alive");
-      conn_upgrade |= http::hasToken(value, "upgrade");
-    } else if (name == "expect") {
-      if (absl::EqualsIgnoreCase(value, "100-continue")) {
+      break;
+    case 6:
+      if (equalsLower(name, "expect") && equalsLower(value, "100-continue")) {
         info.expect_continue = true;
         continue;
       }
+      break;
+    case 7:
+      has_upgrade |= equalsLower(name, "upgrade");
+      break;
+    case 10:
+      if (equalsLower(name, "connection")) {
+        conn_close |= http::hasToken(value, "close");
+        conn_keep_alive |= http::hasToken(value, "keep-alive");
+        conn_upgrade |= http::hasToken(value, "upgrade");
+      }
+      break;
+    case 14:
+      if (equalsLower(name, "content-length")) {
+        uint64_t v = 0;
+        if (value.empty() || value.size() > 18 || !isDigits(value)) {
+          return bad("invalid content-length");
+        }
+        for (char c : value) v = v * 10 + (c - '0');
+        if (has_cl && v != content_length) return bad("conflicting content-length");
+        if (has_cl) continue; // identical duplicate: keep one
+        has_cl = true;
+        content_length = v;
+      }
+      break;
+    case 17:
+      if (equalsLower(name, "transfer-encoding")) {
+        has_te = true;
+        for (absl::string_view rest = value;;) {
+          size_t comma = rest.find(',');
+          absl::string_view c = trimOws(rest.substr(0, comma));
+          bool last = comma == absl::string_view::npos;
+          if (equalsLower(c, "chunked")) {
+            if (!last || chunked) return bad("chunked must be the final transfer coding, once");
+            chunked = true;
+          } else if (type_ == Type::Request) {
+            return absl::UnimplementedError("unsupported transfer coding");
+          }
+          if (last) break;
+          rest.remove_prefix(comma + 1);
+        }
+        continue; // framing is the codec's business: not forwarded
+      }
+      break;
+    default:
+      break;
     }
-    headers->add(name, value);
+    headers->addLowerCasing(name, value);
   }
   if (has_te && has_cl) return bad("both content-length and transfer-encoding");
   if (has_te && info.protocol == http::Protocol::Http10) return bad("transfer-encoding in HTTP/1.0");
-  if (type_ == Type::Response && has_te && !chunked) has_te = false; // read to EOF below
-  if (type_ == Type::Request && info.protocol == http::Protocol::Http11 && !has_host &&
-      !headers->has(":authority")) {
+  if (type_ == Type::Request && info.protocol == http::Protocol::Http11 && !has_authority) {
     return bad("missing host header");
   }
   if (conn_close) info.keep_alive = false;
   if (info.protocol == http::Protocol::Http10 && conn_keep_alive && !conn_close) {
     info.keep_alive = true;
   }
-  if (conn_upgrade && headers->has("upgrade")) info.upgrade = true;
+  if (conn_upgrade && has_upgrade) info.upgrade = true;
   message_keep_alive_ = info.keep_alive;
 
   // Framing of what follows the head.
@@ -428,28 +557,32 @@ absl::Status Parser::parseHead(absl::string_view head) {
       info.upgrade = true;
       state_ = State::Tunnel;
     } else if (informational) {
-      state_ = State::Head;
-      head_.clear();
-      return callbacks_.onHeaders(std::move(headers), info, false);
+      state_ = State::Head; // the final response follows
     } else if (no_body_ || status == 204 || status == 304) {
       end_stream = true;
     } else if (chunked) {
       state_ = State::ChunkSize;
+    } else if (has_cl && content_length == 0) {
+      end_stream = true;
     } else if (has_cl) {
-      if (content_length == 0) {
-        end_stream = true;
-      } else {
-        state_ = State::Body;
-        remaining_ = content_length;
-      }
+      state_ = State::Body;
+      remaining_ = content_length;
     } else {
-      state_ = State::Eof;
+      state_ = State::Eof; // close-delimited (also a non-chunked transfer coding)
       info.keep_alive = false;
     }
   }
-  head_.clear();
   if (end_stream) state_ = State::Head;
-  absl::Status st = callbacks_.onHeaders(std::move(headers), info, end_stream);
+  pending_headers_ = std::move(headers);
+  pending_info_ = info;
+  pending_end_stream_ = end_stream;
+  consumed = pos;
+  return absl::OkStatus();
+}
+
+absl::Status Parser::emitHead() {
+  const bool end_stream = pending_end_stream_;
+  absl::Status st = callbacks_.onHeaders(std::move(pending_headers_), pending_info_, end_stream);
   if (!st.ok()) return st;
   // A callback that switched to a tunnel (the client codec, on a 2xx to CONNECT) keeps the
   // message open: its data follows, and it completes at onEof().

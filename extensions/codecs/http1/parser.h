@@ -72,7 +72,14 @@ public:
 private:
   enum class State { Head, Body, ChunkSize, ChunkData, ChunkDataEnd, Trailers, Eof, Tunnel };
 
-  absl::Status parseHead(absl::string_view head);
+  // Parses a head at the start of `in`: sets `consumed` to its length with the blank line,
+  // or 0 when `in` does not hold all of it yet. The result waits in pending_* for
+  // emitHead(), so the caller can drain the input before the callbacks run.
+  absl::Status parseHead(absl::string_view in, size_t& consumed);
+  absl::Status parseStartLine(absl::string_view start, http::HeaderMap& headers,
+                              MessageInfo& info, int& status, bool& has_authority);
+  absl::Status parseVersion(absl::string_view v, MessageInfo& info);
+  absl::Status emitHead();
   absl::Status parseTrailers(absl::string_view block);
   absl::Status finishMessage();
   // Collects a header or trailer block (ends with an empty line) into head_. Returns
@@ -91,6 +98,9 @@ private:
   bool paused_{false};
   bool no_body_{false};
   bool message_keep_alive_{true};
+  http::HeaderMapPtr pending_headers_;
+  MessageInfo pending_info_;
+  bool pending_end_stream_{false};
 };
 
 } // namespace http1

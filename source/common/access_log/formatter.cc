@@ -112,9 +112,9 @@ std::string Formatter::format(const http::HeaderMap* req, const http::HeaderMap*
   auto header = [](const http::HeaderMap* h, const std::string& name,
                    const std::string& fallback) -> std::string {
     if (h == nullptr) return "-";
-    const std::string* v = h->get(name);
+    const absl::string_view* v = h->get(name);
     if (v == nullptr && !fallback.empty()) v = h->get(fallback);
-    return v ? *v : "-";
+    return v ? std::string(*v) : std::string("-");
   };
   for (const auto& p : parts_) {
     std::string v;

@@ -33,7 +33,7 @@ void Buffer::popFront() {
   }
 }
 
-void Buffer::add(const void* data, size_t len) {
+void Buffer::addSlow(const void* data, size_t len) {
   const uint8_t* src = static_cast<const uint8_t*>(data);
   while (len > 0) {
     Slice* t = tail();

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstring>
 #include <sys/uio.h>
 
 #include <cstddef>
@@ -27,7 +28,17 @@ public:
   bool empty() const { return length_ == 0; }
   BlockPool& pool() const { return *pool_; }
 
-  void add(const void* data, size_t len);
+  void add(const void* data, size_t len) {
+    // Inline for the common case (the tail block has room): encoders add many small pieces.
+    Slice* t = tail();
+    if (t != nullptr && t->room() >= len) {
+      std::memcpy(t->block->data() + t->end, data, len);
+      t->end += static_cast<uint32_t>(len);
+      length_ += len;
+      return;
+    }
+    addSlow(data, len);
+  }
   void add(absl::string_view s) { add(s.data(), s.size()); }
   // Copies `other`'s bytes (other is unchanged).
   void addCopy(const Buffer& other);
@@ -68,6 +79,7 @@ private:
     uint32_t room() const { return block->capacity - end; }
   };
 
+  void addSlow(const void* data, size_t len);
   void pushSlice(const Slice& s);
   void popFront();
   Slice* tail() { return slices_.size() > head_ ? &slices_.back() : nullptr; }

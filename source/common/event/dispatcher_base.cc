@@ -81,10 +81,10 @@ void DispatcherBase::runTimers() {
 
 void DispatcherBase::clearDeferred() {
   // Destructors may defer more deletes; loop until none are left.
+  // The two vectors trade places and keep their capacity: no allocation per loop turn.
   while (!deferred_.empty()) {
-    std::vector<DeferredDeletablePtr> batch;
-    batch.swap(deferred_);
-    batch.clear();
+    deferred_batch_.swap(deferred_);
+    deferred_batch_.clear();
   }
 }
 

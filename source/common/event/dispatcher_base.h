@@ -101,6 +101,7 @@ protected:
   absl::flat_hash_map<uint64_t, FileEventImpl*> events_;
   std::vector<std::pair<uint64_t, uint32_t>> activated_;
   std::vector<DeferredDeletablePtr> deferred_;
+  std::vector<DeferredDeletablePtr> deferred_batch_; // being destroyed by clearDeferred()
   absl::Mutex post_mu_;
   std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(post_mu_);
   // Whether posted_ may be non-empty: checked every loop turn without taking post_mu_.

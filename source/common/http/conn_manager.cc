@@ -2,6 +2,7 @@
 
 #include <random>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -35,7 +36,8 @@ const char* protocolName(Protocol p) {
 } // namespace
 
 // One request/response exchange and its filter chains.
-class ConnectionManager::ActiveStream : public StreamDecoder,
+class ConnectionManager::ActiveStream : public event::DeferredDeletable,
+                                        public StreamDecoder,
                                         public StreamCallbacks,
                                         public StreamDecoderFilterCallbacks,
                                         public StreamEncoderFilterCallbacks,
@@ -385,17 +387,17 @@ private:
     // x-forwarded-for: append the peer when we are the edge (use_remote_address).
     if (c.use_remote_address) {
       std::string peer = parent_.connection_->remoteAddress().ip();
-      const std::string* xff = h.get("x-forwarded-for");
+      const absl::string_view* xff = h.get("x-forwarded-for");
       h.set("x-forwarded-for", xff ? absl::StrCat(*xff, ", ", peer) : peer);
       h.set("x-forwarded-proto", "http");
     }
     if (c.generate_request_id) {
-      const std::string* rid = h.get("x-request-id");
+      const absl::string_view* rid = h.get("x-request-id");
       bool keep = rid && !rid->empty() && (c.preserve_external_request_id || !c.use_remote_address);
       if (!keep) h.set("x-request-id", uuid4());
     }
     if (!c.via.empty()) {
-      const std::string* via = h.get("via");
+      const absl::string_view* via = h.get("via");
       h.set("via", via ? absl::StrCat(*via, ", ", c.via) : c.via);
     }
   }
@@ -413,11 +415,11 @@ private:
       break;
     }
     if (c.always_set_request_id_in_response && request_headers_) {
-      const std::string* rid = request_headers_->get("x-request-id");
+      const absl::string_view* rid = request_headers_->get("x-request-id");
       if (rid) h.set("x-request-id", *rid);
     }
     if (!c.via.empty() && !local_reply_) {
-      const std::string* via = h.get("via");
+      const absl::string_view* via = h.get("via");
       h.set("via", via ? absl::StrCat(*via, ", ", c.via) : c.via);
     }
   }
@@ -425,8 +427,8 @@ private:
   ConnectionManager& parent_;
   StreamEncoder& response_;
   const uint64_t id_;
-  std::vector<StreamDecoderFilterSharedPtr> decoders_;
-  std::vector<StreamEncoderFilterSharedPtr> encoders_;
+  absl::InlinedVector<StreamDecoderFilterSharedPtr, 4> decoders_;
+  absl::InlinedVector<StreamEncoderFilterSharedPtr, 4> encoders_;
   HeaderMapPtr request_headers_;
   HeaderMapPtr request_trailers_;
   HeaderMapPtr response_headers_;
@@ -517,12 +519,7 @@ void ConnectionManager::removeStream(ActiveStream& s) {
   std::unique_ptr<ActiveStream> owned = std::move(*s.self_);
   streams_.erase(s.self_);
   // Still on the stack of a codec or filter callback: delete later.
-  struct Holder : event::DeferredDeletable {
-    std::unique_ptr<ActiveStream> s;
-  };
-  auto h = std::make_unique<Holder>();
-  h->s = std::move(owned);
-  connection_->dispatcher().deferredDelete(std::move(h));
+  connection_->dispatcher().deferredDelete(std::move(owned));
   if (streams_.empty()) armIdleTimer();
 }
 

@@ -132,7 +132,7 @@ bool StringMatcher::matches(absl::string_view value) const {
 }
 
 bool HeaderMatcher::matches(const http::HeaderMap& headers) const {
-  const std::string* v = headers.get(name);
+  const absl::string_view* v = headers.get(name);
   bool result;
   switch (kind) {
   case Kind::Present:

@@ -233,9 +233,9 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
     return http::FilterHeadersStatus::StopIteration;
   }
   // Which cluster.
-  std::string name = route_->cluster;
+  absl::string_view name = route_->cluster;
   if (!route_->cluster_header.empty()) {
-    name = std::string(headers.getView(route_->cluster_header));
+    name = headers.getView(route_->cluster_header);
   } else if (!route_->weighted_clusters.empty()) {
     static thread_local std::mt19937_64 rng(std::random_device{}());
     uint64_t point = rng() % route_->total_weight;

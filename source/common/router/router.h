@@ -2,6 +2,7 @@
 
 #include <memory>
 
+#include "absl/container/inlined_vector.h"
 #include "source/common/http/filter.h"
 #include "source/common/router/config.h"
 #include "source/common/stream/http_conn_pool.h"
@@ -68,7 +69,7 @@ private:
   http::HeaderMapPtr request_trailers_;
   std::unique_ptr<UpstreamRequest> upstream_;
   std::unique_ptr<buffer::Buffer> body_; // request body kept for retries
-  std::vector<upstream::Host*> tried_;
+  absl::InlinedVector<upstream::Host*, 2> tried_;
   event::TimerPtr global_timer_;
   std::chrono::steady_clock::time_point upstream_start_;
   event::TimerPtr retry_timer_;

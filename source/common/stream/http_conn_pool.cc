@@ -154,11 +154,9 @@ void Http1ConnPool::Pending::cancel() {
 
 void Http1ConnPool::attach(ActiveClient& c, http::StreamDecoder& decoder, PoolCallbacks& callbacks) {
   // Move to busy.
-  std::unique_ptr<ActiveClient> owned = std::move(*c.self_);
-  c.list_->erase(c.self_);
-  busy_.push_back(std::move(owned));
+  // splice moves the list node itself: no allocation per request.
+  busy_.splice(busy_.end(), *c.list_, c.self_);
   c.list_ = &busy_;
-  c.self_ = std::prev(busy_.end());
   if (c.idle_timer_) c.idle_timer_->disableTimer();
   c.decoder_ = &decoder;
   c.response_done_ = false;
@@ -170,11 +168,8 @@ void Http1ConnPool::attach(ActiveClient& c, http::StreamDecoder& decoder, PoolCa
 }
 
 void Http1ConnPool::onClientIdle(ActiveClient& c) {
-  std::unique_ptr<ActiveClient> owned = std::move(*c.self_);
-  c.list_->erase(c.self_);
-  idle_.push_front(std::move(owned));
+  idle_.splice(idle_.begin(), *c.list_, c.self_);
   c.list_ = &idle_;
-  c.self_ = idle_.begin();
   if (!pending_.empty()) {
     servePending();
     return;

@@ -99,7 +99,7 @@ public:
       if (!prev.complete && !interim) out_.violations.push_back("headers before previous completed");
     }
     Message m;
-    m.headers = headers->entries();
+    for (const auto& [k, v] : headers->entries()) m.headers.emplace_back(k, v);
     m.info = info;
     m.headers_end = end_stream;
     // A switch to a tunnel here means the stream goes on (as the client codec treats it).
@@ -131,7 +131,7 @@ public:
     Message& m = out_.messages.back();
     if (m.headers_end || m.body_end || m.has_trailers) out_.violations.push_back("late trailers");
     m.has_trailers = true;
-    m.trailers = trailers->entries();
+    for (const auto& [k, v] : trailers->entries()) m.trailers.emplace_back(k, v);
   }
 
   void onMessageComplete() override {
