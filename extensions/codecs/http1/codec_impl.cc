@@ -76,8 +76,15 @@ ConnectionBase::ConnectionBase(network::Connection& connection, Parser::Type typ
       input_(&connection.dispatcher().blockPool()) {}
 
 absl::Status ConnectionBase::dispatchInput(buffer::Buffer& data) {
-  input_.move(data);
-  return parseInput();
+  if (!input_.empty()) {
+    input_.move(data);
+    return parseInput();
+  }
+  // Nothing kept from before: parse the read buffer itself and keep only what is left
+  // (a partial message, or pipelined requests waiting for the current response).
+  absl::Status st = parser_.parse(data);
+  if (!data.empty()) input_.move(data);
+  return st;
 }
 
 absl::Status ConnectionBase::parseInput() { return parser_.parse(input_); }

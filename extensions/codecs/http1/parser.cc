@@ -15,9 +15,15 @@ namespace {
 // RFC 9110 tchar, as a table: this runs for every byte of every method and field name.
 struct TcharTable {
   bool ok[256] = {};
+  char lower[256] = {}; // the lower-case byte for a tchar, 0 for anything else
+  bool value_ok[256] = {}; // allowed in a field value
   TcharTable() {
+    for (int c = 0; c < 256; c++) value_ok[c] = c == '\t' || (c >= 0x20 && c != 0x7f);
     for (int c = 0; c < 256; c++) ok[c] = absl::ascii_isalnum(static_cast<unsigned char>(c));
     for (const char* p = "!#$%&'*+-.^_`|~"; *p; p++) ok[static_cast<unsigned char>(*p)] = true;
+    for (int c = 0; c < 256; c++) {
+      lower[c] = ok[c] ? absl::ascii_tolower(static_cast<unsigned char>(c)) : 0;
+    }
   }
 };
 const TcharTable kTchar;
@@ -28,6 +34,21 @@ inline bool isToken(absl::string_view s) {
     if (!kTchar.ok[c]) return false;
   }
   return true;
+}
+
+// Checks that `s` is a token and writes it lower-cased to `out` (room for s.size()), in
+// one pass: field names need both.
+inline bool lowerToken(absl::string_view s, char* out) {
+  // Raw pointers: absl::string_view's operator[] is bounds-checked in Debian's build.
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(s.data());
+  const unsigned char* end = p + s.size();
+  char zero = s.empty() ? 0 : 1; // stays non-zero while every byte is a tchar
+  for (; p < end; p++, out++) {
+    char l = kTchar.lower[*p];
+    *out = l;
+    zero = l == 0 ? 0 : zero;
+  }
+  return zero != 0;
 }
 
 // Field values: visible ASCII, obs-text, SP and HTAB; never CR, LF, NUL or other CTLs.
@@ -49,11 +70,9 @@ inline bool isFieldValue(absl::string_view s) {
       if (c != '\t' && (c < 0x20 || c == 0x7f)) return false;
     }
   }
-  for (; n > 0; p++, n--) {
-    unsigned char c = static_cast<unsigned char>(*p);
-    if (c != '\t' && (c < 0x20 || c == 0x7f)) return false;
-  }
-  return true;
+  bool ok = true;
+  for (; n > 0; p++, n--) ok &= kTchar.value_ok[static_cast<unsigned char>(*p)];
+  return ok;
 }
 
 inline absl::string_view trimOws(absl::string_view s) {
@@ -454,15 +473,26 @@ absl::Status Parser::parseHead(absl::string_view in, size_t& consumed) {
     if (line[0] == ' ' || line[0] == '\t') return bad("obsolete line folding");
     const char* colon = static_cast<const char*>(std::memchr(line.data(), ':', line.size()));
     if (colon == nullptr) return bad("header without colon");
-    absl::string_view name(line.data(), colon - line.data());
-    if (!isToken(name)) return bad("invalid header name");
+    const size_t name_len = colon - line.data();
+    // The name, lower-cased: on the stack unless it is unusually long.
+    char stack_name[128];
+    std::string long_name;
+    char* lowered = stack_name;
+    if (name_len > sizeof(stack_name)) {
+      long_name.resize(name_len);
+      lowered = long_name.data();
+    }
+    if (!lowerToken(absl::string_view(line.data(), name_len), lowered)) {
+      return bad("invalid header name");
+    }
+    const absl::string_view name(lowered, name_len);
     absl::string_view value =
         trimOws(absl::string_view(colon + 1, line.data() + line.size() - colon - 1));
     if (!isFieldValue(value)) return bad("invalid header value");
     // The fields that decide framing, by length first: most fields are none of them.
     switch (name.size()) {
     case 4:
-      if (equalsLower(name, "host")) {
+      if (name == "host") {
         if (has_host) return bad("duplicate host");
         has_host = true;
         if (type_ == Type::Request) {
@@ -474,23 +504,23 @@ absl::Status Parser::parseHead(absl::string_view in, size_t& consumed) {
       }
       break;
     case 6:
-      if (equalsLower(name, "expect") && equalsLower(value, "100-continue")) {
+      if (name == "expect" && equalsLower(value, "100-continue")) {
         info.expect_continue = true;
         continue;
       }
       break;
     case 7:
-      has_upgrade |= equalsLower(name, "upgrade");
+      has_upgrade |= name == "upgrade";
       break;
     case 10:
-      if (equalsLower(name, "connection")) {
+      if (name == "connection") {
         conn_close |= http::hasToken(value, "close");
         conn_keep_alive |= http::hasToken(value, "keep-alive");
         conn_upgrade |= http::hasToken(value, "upgrade");
       }
       break;
     case 14:
-      if (equalsLower(name, "content-length")) {
+      if (name == "content-length") {
         uint64_t v = 0;
         if (value.empty() || value.size() > 18 || !isDigits(value)) {
           return bad("invalid content-length");
@@ -503,7 +533,7 @@ absl::Status Parser::parseHead(absl::string_view in, size_t& consumed) {
       }
       break;
     case 17:
-      if (equalsLower(name, "transfer-encoding")) {
+      if (name == "transfer-encoding") {
         has_te = true;
         for (absl::string_view rest = value;;) {
           size_t comma = rest.find(',');
@@ -524,7 +554,7 @@ absl::Status Parser::parseHead(absl::string_view in, size_t& consumed) {
     default:
       break;
     }
-    headers->addLowerCasing(name, value);
+    headers->add(name, value);
   }
   if (has_te && has_cl) return bad("both content-length and transfer-encoding");
   if (has_te && info.protocol == http::Protocol::Http10) return bad("transfer-encoding in HTTP/1.0");

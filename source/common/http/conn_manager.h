@@ -84,12 +84,14 @@ private:
   class ActiveStream;
   void removeStream(ActiveStream& s);
   void armIdleTimer();
+  void onIdleTimer();
 
   ConnectionManagerConfigSharedPtr config_;
   network::Connection* connection_{nullptr};
   std::unique_ptr<http1::ServerConnection> codec_;
   std::list<std::unique_ptr<ActiveStream>> streams_;
   event::TimerPtr idle_timer_;
+  event::MonotonicTime idle_since_{};
   uint64_t next_stream_id_{1};
 };
 

@@ -9,25 +9,13 @@
 namespace tern {
 namespace http {
 
-char* HeaderMap::reserve(size_t n) {
-  if (n > left_) {
-    // Blocks double from 1 KiB; a single huge field gets a block of its own size.
-    size_t size = std::max<size_t>(n, size_t(1024) << std::min<size_t>(blocks_.size(), 6));
-    blocks_.emplace_back(new char[size]);
-    next_ = blocks_.back().get();
-    left_ = size;
-  }
-  char* p = next_;
-  next_ += n;
-  left_ -= n;
-  return p;
-}
-
-absl::string_view HeaderMap::store(absl::string_view s) {
-  if (s.empty()) return absl::string_view();
-  char* p = reserve(s.size());
-  std::memcpy(p, s.data(), s.size());
-  return absl::string_view(p, s.size());
+char* HeaderMap::reserveSlow(size_t n) {
+  // Blocks double from 1 KiB; a single huge field gets a block of its own size.
+  size_t size = std::max<size_t>(n, size_t(1024) << std::min<size_t>(blocks_.size(), 6));
+  blocks_.emplace_back(new char[size]);
+  next_ = blocks_.back().get() + n;
+  left_ = size - n;
+  return blocks_.back().get();
 }
 
 void HeaderMap::noteStatus(absl::string_view name, absl::string_view value) {
@@ -45,11 +33,6 @@ void HeaderMap::noteStatus(absl::string_view name, absl::string_view value) {
     code = code * 10 + (c - '0');
   }
   status_code_ = code;
-}
-
-void HeaderMap::add(absl::string_view name, absl::string_view value) {
-  if (!name.empty() && name[0] == ':') noteStatus(name, value);
-  entries_.emplace_back(store(name), store(value));
 }
 
 void HeaderMap::addLowerCasing(absl::string_view name, absl::string_view value) {

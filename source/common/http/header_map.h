@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <utility>
@@ -41,7 +42,10 @@ public:
   HeaderMap& operator=(HeaderMap&& other) { return *this = static_cast<const HeaderMap&>(other); }
 
   // `name` must already be lower-case.
-  void add(absl::string_view name, absl::string_view value);
+  void add(absl::string_view name, absl::string_view value) {
+    if (!name.empty() && *name.data() == ':') noteStatus(name, value);
+    entries_.emplace_back(store(name), store(value));
+  }
   // Adds a field whose name is lower-cased on the way in.
   void addLowerCasing(absl::string_view name, absl::string_view value);
   // Replaces every entry named `name` with one.
@@ -74,9 +78,22 @@ private:
   static constexpr size_t kInlineBytes = 320;
   static constexpr size_t kInlineEntries = 12;
 
+  // Arena bytes for `n` more.
+  char* reserve(size_t n) {
+    if (n > left_) return reserveSlow(n);
+    char* p = next_;
+    next_ += n;
+    left_ -= n;
+    return p;
+  }
+  char* reserveSlow(size_t n);
   // Copies `s` into the arena; returns the copy.
-  char* reserve(size_t n);
-  absl::string_view store(absl::string_view s);
+  absl::string_view store(absl::string_view s) {
+    if (s.empty()) return absl::string_view();
+    char* p = reserve(s.size());
+    std::memcpy(p, s.data(), s.size());
+    return absl::string_view(p, s.size());
+  }
   void noteStatus(absl::string_view name, absl::string_view value);
   void copyFrom(const HeaderMap& other);
 

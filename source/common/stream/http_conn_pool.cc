@@ -73,7 +73,8 @@ public:
   std::unique_ptr<network::ConnectionImpl> conn_;
   std::unique_ptr<http1::ClientConnection> codec_;
   http::StreamDecoder* decoder_{nullptr};
-  event::TimerPtr idle_timer_;
+  event::TimerPtr idle_timer_; // stays armed while busy: checks idle_since_ when it fires
+  event::MonotonicTime idle_since_{};
   std::list<std::unique_ptr<ActiveClient>>* list_{nullptr};
   std::list<std::unique_ptr<ActiveClient>>::iterator self_;
   uint32_t requests_{0};
@@ -157,7 +158,6 @@ void Http1ConnPool::attach(ActiveClient& c, http::StreamDecoder& decoder, PoolCa
   // splice moves the list node itself: no allocation per request.
   busy_.splice(busy_.end(), *c.list_, c.self_);
   c.list_ = &busy_;
-  if (c.idle_timer_) c.idle_timer_->disableTimer();
   c.decoder_ = &decoder;
   c.response_done_ = false;
   bool reused = c.requests_ > 0;
@@ -175,15 +175,26 @@ void Http1ConnPool::onClientIdle(ActiveClient& c) {
     return;
   }
   if (cluster_.httpIdleTimeout().count() > 0) {
+    c.idle_since_ = shard_.dispatcher().now();
     if (!c.idle_timer_) {
       ActiveClient* cp = &c;
-      c.idle_timer_ = shard_.dispatcher().createTimer([this, cp] {
-        cluster_.stats().upstream_cx_idle_timeout.inc();
-        cp->conn_->close(network::ConnectionCloseType::NoFlush);
-      });
+      c.idle_timer_ = shard_.dispatcher().createTimer([this, cp] { onIdleTimer(*cp); });
     }
-    c.idle_timer_->enableTimer(cluster_.httpIdleTimeout());
+    if (!c.idle_timer_->enabled()) c.idle_timer_->enableTimer(cluster_.httpIdleTimeout());
   }
+}
+
+void Http1ConnPool::onIdleTimer(ActiveClient& c) {
+  if (c.list_ != &idle_) return; // busy: armed again when it goes idle
+  const auto timeout = cluster_.httpIdleTimeout();
+  auto idle = shard_.dispatcher().now() - c.idle_since_;
+  if (idle < timeout) {
+    c.idle_timer_->enableTimer(std::chrono::duration_cast<std::chrono::milliseconds>(timeout - idle) +
+                               std::chrono::milliseconds(1));
+    return;
+  }
+  cluster_.stats().upstream_cx_idle_timeout.inc();
+  c.conn_->close(network::ConnectionCloseType::NoFlush);
 }
 
 void Http1ConnPool::servePending() {

@@ -60,6 +60,7 @@ private:
   void createClient();
   void attach(ActiveClient& client, http::StreamDecoder& decoder, PoolCallbacks& callbacks);
   void onClientIdle(ActiveClient& client);
+  void onIdleTimer(ActiveClient& client);
   void onClientClosed(ActiveClient& client, bool connected, const char* reason);
   void failPending(PoolFailureReason reason, const char* details);
   void servePending();
