@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
+#include "source/common/common/heap.h"
 #include "source/common/common/logger.h"
 #include "source/common/config/bootstrap_loader.h"
 #include "source/server/server.h"
@@ -107,8 +108,14 @@ int main(int argc, char** argv) {
   }
   (*server)->start();
   for (;;) {
-    int sig = 0;
-    if (sigwait(&set, &sig) != 0) continue;
+    // Wake once a second to hand memory freed after a burst back to the kernel.
+    const timespec tick{1, 0};
+    int sig = sigtimedwait(&set, nullptr, &tick);
+    if (sig < 0) {
+      size_t was_free = tern::common::shrinkHeapIfWorthIt();
+      if (was_free > 0) TERN_LOG(Debug, "returned free heap memory to the kernel (%zu bytes free)", was_free);
+      continue;
+    }
     if (sig == SIGUSR1) {
       std::string dump = (*server)->stats().dump();
       std::cerr << dump << std::flush;

@@ -1,11 +1,15 @@
 // The real server, in-process, on loopback, proxying HTTP/1.1 between real clients (curl,
 // wrk, raw sockets) and real upstreams (nginx, and a small threaded HTTP/1.1 server for
 // slow, failing, resetting and upgrading upstreams); run for both IO models.
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
 #include <map>
 #include <regex>
 #include <thread>
@@ -80,6 +84,77 @@ bool isUuid4(const std::string& s) {
   static const std::regex re("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
   return std::regex_match(s, re);
 }
+
+// Waits up to `timeout_ms` for the peer to close `fd` without sending anything first:
+// "eof" when recv returns 0; otherwise what happened instead ("timeout", "error: ...", or
+// the bytes that came before the close).
+std::string awaitPeerClose(int fd, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::string data;
+  for (;;) {
+    int left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) return data.empty() ? "timeout" : "timeout after data: " + data;
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, left) <= 0) continue; // the deadline check above ends the wait
+    char buf[4096];
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n == 0) return data.empty() ? "eof" : "eof after data: " + data;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return absl::StrCat("error: ", strerror(errno));
+    }
+    data.append(buf, n);
+  }
+}
+
+// A keep-alive HTTP/1.1 upstream for connection-reuse checks: answers every GET (bodiless)
+// with "answer N" (N counts requests from 1), after 900 ms for targets starting with /slow;
+// counts the connections it accepted and how each ended: EOF (the peer closed it) or an
+// error (a reset).
+class PoolProbeUpstream {
+public:
+  PoolProbeUpstream() : upstream_([this](int fd) { serve(fd); }) {}
+  uint16_t port() const { return upstream_.port(); }
+  int accepted() const { return upstream_.accepted(); }
+  int eofs() const { return eofs_.load(); }
+  int errors() const { return errors_.load(); }
+  int requests() const { return requests_.load(); }
+
+private:
+  void serve(int fd) {
+    std::string buf;
+    char tmp[4096];
+    for (;;) {
+      size_t end;
+      while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
+        ssize_t n = ::read(fd, tmp, sizeof(tmp));
+        if (n < 0 && errno == EINTR) continue;
+        if (n == 0) {
+          eofs_++;
+          return;
+        }
+        if (n < 0) {
+          errors_++;
+          return;
+        }
+        buf.append(tmp, n);
+      }
+      bool slow = absl::StartsWith(buf, "GET /slow");
+      buf.erase(0, end + 4);
+      if (slow) std::this_thread::sleep_for(std::chrono::milliseconds(900));
+      std::string reply = test::httpResponse(200, absl::StrCat("answer ", ++requests_));
+      if (!test::writeAll(fd, reply.data(), reply.size())) {
+        errors_++;
+        return;
+      }
+    }
+  }
+
+  std::atomic<int> eofs_{0};
+  std::atomic<int> errors_{0};
+  std::atomic<int> requests_{0};
+  test::TestUpstream upstream_; // last: its threads use the members above
+};
 
 // Indents every line of `yaml` by `n` spaces.
 std::string indent(const std::string& yaml, int n) {
@@ -788,6 +863,208 @@ TEST_P(HttpIntegrationTest, KeepAliveUpstreamClosesRightAfterResponse) {
     EXPECT_EQ(r.body, "served " + path);
   }
   EXPECT_EQ(closer.requests(), 5);
+}
+
+// ---------------------------------------------------------------------------------------
+// Idle timeouts: the connection manager's (a downstream connection without a stream), the
+// stream's (one request with no activity either way), the upstream pool's (a pooled
+// connection left unused). Bounded waits only: each must fire when idle, and must not
+// fire while the connection or stream is in use.
+
+constexpr char kHcmIdleTimeout[] = "common_http_protocol_options: {idle_timeout: 0.3s}\n";
+
+// Cluster fields: pooled HTTP connections close after 0.3 s unused.
+constexpr char kPoolIdleTimeout[] = R"(    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        common_http_protocol_options: {idle_timeout: 0.3s}
+        explicit_http_config: {http_protocol_options: {}}
+)";
+
+TEST_P(HttpIntegrationTest, ConnectionIdleTimeoutClosesQuietKeepAliveConnection) {
+  startHttp(anyHost(directRoute("{prefix: /}", "direct")), "", kHcmIdleTimeout);
+  RawClient c(port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.send("GET /one HTTP/1.1\r\nHost: x\r\n\r\n"));
+  HttpResponse r = c.response();
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "direct");
+  EXPECT_NE(absl::AsciiStrToLower(r.header("connection")), "close");
+  // The client stays silent: the server closes (FIN, nothing sent) within a bounded wait.
+  EXPECT_EQ(awaitPeerClose(c.fd(), 5000), "eof") << "idle keep-alive connection not closed";
+  EXPECT_TRUE(counterReaches("http.ingress.downstream_cx_idle_timeout", 1));
+  // A connection that never sends a request is idle from the start.
+  RawClient silent(port());
+  ASSERT_TRUE(silent.connected());
+  EXPECT_EQ(awaitPeerClose(silent.fd(), 5000), "eof") << "connection without a request not closed";
+  EXPECT_TRUE(counterReaches("http.ingress.downstream_cx_idle_timeout", 2));
+  EXPECT_EQ(counter("http.ingress.downstream_cx_total"), 2u);
+  EXPECT_TRUE(test::waitFor([&] { return server_->stats().gaugeValue("http.ingress.downstream_cx_active") == 0; }));
+}
+
+TEST_P(HttpIntegrationTest, ConnectionIdleTimeoutSparesActiveConnection) {
+  HttpUpstream slow([](const Request&, int) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(900));
+    return Reply{test::httpResponse(200, "slow\n")};
+  });
+  startHttp(anyHost("- match: {prefix: /slow}\n  route: {cluster: slow}\n" + directRoute("{prefix: /}", "direct")),
+            cluster("slow", {slow.port()}), kHcmIdleTimeout);
+  RawClient c(port());
+  ASSERT_TRUE(c.connected());
+  // Ten requests 100 ms apart: about 1 s of steady use, over 3x the idle timeout, and
+  // every one answered on this connection.
+  for (int i = 0; i < 10; i++) {
+    ASSERT_TRUE(c.send(absl::StrCat("GET /r", i, " HTTP/1.1\r\nHost: x\r\n\r\n"))) << "request " << i;
+    HttpResponse r = c.response();
+    ASSERT_TRUE(r.ok) << "request " << i << ": the connection was closed while in use";
+    EXPECT_EQ(r.status, 200) << "request " << i;
+    EXPECT_EQ(r.body, "direct") << "request " << i;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  // One stream that lasts 3x the idle timeout: an open stream keeps the connection.
+  ASSERT_TRUE(c.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
+  HttpResponse slow_r = c.response();
+  ASSERT_TRUE(slow_r.ok) << "the connection was closed while a stream was open";
+  EXPECT_EQ(slow_r.status, 200);
+  EXPECT_EQ(slow_r.body, "slow\n");
+  EXPECT_EQ(counter("http.ingress.downstream_cx_idle_timeout"), 0u);
+  EXPECT_EQ(counter("http.ingress.downstream_cx_total"), 1u);
+  // Then quiet: now it is closed.
+  EXPECT_EQ(awaitPeerClose(c.fd(), 5000), "eof") << "idle connection not closed after use";
+  EXPECT_TRUE(counterReaches("http.ingress.downstream_cx_idle_timeout", 1));
+  EXPECT_TRUE(counterReaches("http.ingress.downstream_rq_2xx", 11));
+}
+
+// The upstream accepts the request and never answers: 504 "stream timeout", as Envoy
+// answers when the request was fully received (408 when the client was the slow side).
+TEST_P(HttpIntegrationTest, StreamIdleTimeoutWhenUpstreamNeverAnswers) {
+  test::TestUpstream silent(test::TestUpstream::hold());
+  startHttp(anyHost("- match: {prefix: /}\n  route: {cluster: silent}\n"), cluster("silent", {silent.port()}),
+            "stream_idle_timeout: 0.3s\n");
+  RawClient c(port());
+  ASSERT_TRUE(c.send("GET /never HTTP/1.1\r\nHost: x\r\n\r\n"));
+  HttpResponse r = c.response(/*head=*/false, /*skip_1xx=*/true, /*timeout_ms=*/10000);
+  ASSERT_TRUE(r.ok) << "no response within 10 s: the stream idle timeout did not fire";
+  EXPECT_EQ(r.status, 504);
+  EXPECT_EQ(r.body, "stream timeout");
+  EXPECT_EQ(silent.accepted(), 1);
+  EXPECT_TRUE(counterReaches("http.ingress.downstream_rq_idle_timeout", 1));
+  EXPECT_EQ(counter("cluster.silent.upstream_rq_timeout"), 0u); // not the route timeout (15 s)
+  EXPECT_TRUE(counterReaches("http.ingress.downstream_rq_5xx", 1));
+}
+
+// Activity in either direction keeps a stream alive past its idle timeout.
+TEST_P(HttpIntegrationTest, StreamIdleTimeoutSparesTricklingStreams) {
+  HttpUpstream up([](const Request& req, int) {
+    if (req.method == "POST") return Reply{test::httpResponse(200, "got " + req.body)};
+    // The response head at once, then one byte every 100 ms for about 1 s.
+    return Reply{"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+                 Reply::Then::Custom, [](int fd, std::string&) {
+                   for (int i = 0; i < 10; i++) {
+                     std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                     std::string chunk = absl::StrCat("1\r\n", i, "\r\n");
+                     if (!test::writeAll(fd, chunk.data(), chunk.size())) return;
+                   }
+                   test::writeAll(fd, "0\r\n\r\n", 5);
+                   shutdown(fd, SHUT_WR);
+                   char buf[4096];
+                   while (read(fd, buf, sizeof(buf)) > 0) {
+                   }
+                 }};
+  });
+  startHttp(anyHost("- match: {prefix: /}\n  route: {cluster: up}\n"), cluster("up", {up.port()}),
+            "stream_idle_timeout: 0.3s\n");
+  {
+    RawClient c(port());
+    ASSERT_TRUE(c.send("GET /trickle HTTP/1.1\r\nHost: x\r\n\r\n"));
+    HttpResponse r = c.response();
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "0123456789");
+  }
+  {
+    // The request body: one byte every 100 ms for about 1 s; the upstream answers once it
+    // has all of it.
+    RawClient c(port());
+    ASSERT_TRUE(c.send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"));
+    for (int i = 0; i < 10; i++) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      ASSERT_TRUE(c.send(absl::StrCat(i))) << "byte " << i;
+    }
+    HttpResponse r = c.response();
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "got 0123456789");
+  }
+  EXPECT_EQ(counter("http.ingress.downstream_rq_idle_timeout"), 0u);
+  EXPECT_TRUE(counterReaches("http.ingress.downstream_rq_2xx", 2));
+}
+
+TEST_P(HttpIntegrationTest, UpstreamIdleTimeoutClosesUnusedPooledConnection) {
+  PoolProbeUpstream up;
+  // One worker: one pool, so a request finds the connection the previous one left.
+  startHttp(anyHost("- match: {prefix: /}\n  route: {cluster: pooled}\n"), cluster("pooled", {up.port()}, kPoolIdleTimeout),
+            "", "    concurrency: 1\n    raw_epoll_shards: 1\n");
+  RawClient c(port());
+  ASSERT_TRUE(c.send("GET /first HTTP/1.1\r\nHost: x\r\n\r\n"));
+  HttpResponse first = c.response();
+  ASSERT_TRUE(first.ok);
+  EXPECT_EQ(first.status, 200);
+  EXPECT_EQ(first.body, "answer 1");
+  EXPECT_EQ(up.accepted(), 1);
+  // Left unused, the pooled connection is closed by Tern: the upstream reads EOF.
+  EXPECT_TRUE(test::waitFor([&] { return up.eofs() + up.errors() >= 1; }, 5000))
+      << "the idle upstream connection was not closed";
+  EXPECT_EQ(up.eofs(), 1);
+  EXPECT_EQ(up.errors(), 0);
+  EXPECT_TRUE(counterReaches("cluster.pooled.upstream_cx_idle_timeout", 1));
+  EXPECT_TRUE(test::waitFor([&] { return server_->stats().gaugeValue("cluster.pooled.upstream_cx_active") == 0; }));
+  // The next request (same downstream connection) opens a new upstream connection.
+  ASSERT_TRUE(c.send("GET /second HTTP/1.1\r\nHost: x\r\n\r\n"));
+  HttpResponse second = c.response();
+  ASSERT_TRUE(second.ok);
+  EXPECT_EQ(second.status, 200);
+  EXPECT_EQ(second.body, "answer 2");
+  EXPECT_EQ(up.accepted(), 2);
+  EXPECT_EQ(up.requests(), 2);
+  EXPECT_EQ(counter("cluster.pooled.upstream_cx_total"), 2u);
+  EXPECT_EQ(counter("cluster.pooled.upstream_rq_retry"), 0u);
+}
+
+TEST_P(HttpIntegrationTest, UpstreamIdleTimeoutSparesConnectionInUse) {
+  PoolProbeUpstream up;
+  startHttp(anyHost("- match: {prefix: /}\n  route: {cluster: pooled}\n"), cluster("pooled", {up.port()}, kPoolIdleTimeout),
+            "", "    concurrency: 1\n    raw_epoll_shards: 1\n");
+  RawClient c(port());
+  // Ten requests 100 ms apart (about 1 s, over 3x the idle timeout): one upstream
+  // connection serves them all.
+  int n = 0;
+  for (int i = 0; i < 10; i++) {
+    ASSERT_TRUE(c.send(absl::StrCat("GET /r", i, " HTTP/1.1\r\nHost: x\r\n\r\n"))) << "request " << i;
+    HttpResponse r = c.response();
+    ASSERT_TRUE(r.ok) << "request " << i;
+    EXPECT_EQ(r.status, 200) << "request " << i;
+    EXPECT_EQ(r.body, absl::StrCat("answer ", ++n)) << "request " << i;
+    EXPECT_EQ(up.accepted(), 1) << "request " << i << " needed a new upstream connection";
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  // A request the upstream holds for 3x the idle timeout: a busy connection is not closed.
+  ASSERT_TRUE(c.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
+  HttpResponse slow = c.response();
+  ASSERT_TRUE(slow.ok);
+  EXPECT_EQ(slow.status, 200) << slow.body;
+  EXPECT_EQ(slow.body, absl::StrCat("answer ", ++n));
+  EXPECT_EQ(up.accepted(), 1);
+  EXPECT_EQ(up.requests(), 11);
+  EXPECT_EQ(up.eofs() + up.errors(), 0) << "the upstream connection was closed while in use";
+  EXPECT_EQ(counter("cluster.pooled.upstream_cx_idle_timeout"), 0u);
+  EXPECT_EQ(counter("cluster.pooled.upstream_rq_retry"), 0u);
+  // Then unused: closed.
+  EXPECT_TRUE(test::waitFor([&] { return up.eofs() + up.errors() >= 1; }, 5000))
+      << "the upstream connection was not closed once idle";
+  EXPECT_EQ(up.eofs(), 1);
+  EXPECT_TRUE(counterReaches("cluster.pooled.upstream_cx_idle_timeout", 1));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -295,6 +295,11 @@ void ServerConnection::onMessageComplete() {
   if (!response_complete_) parser_.pause();
 }
 
+bool ServerConnection::idle() const {
+  return encoder_ == nullptr && keep_alive_ && !tunnel_ && !input_blocked_ && parser_.idle() &&
+         !parser_.paused() && input_.empty() && (!resume_timer_ || !resume_timer_->enabled());
+}
+
 void ServerConnection::onResponseComplete() {
   if (tunnel_) return;
   response_complete_ = true;

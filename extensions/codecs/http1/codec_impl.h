@@ -35,7 +35,9 @@ protected:
 
 // Server side: requests in, responses out, one at a time (pipelined requests wait in
 // input_ until the response before them is complete).
-class ServerConnection : public ConnectionBase, public http::CodecConnection {
+class ServerConnection : public ConnectionBase,
+                         public http::CodecConnection,
+                         public event::DeferredDeletable {
 public:
   ServerConnection(network::Connection& connection, http::ServerConnectionCallbacks& callbacks,
                    Limits limits = {});
@@ -50,6 +52,9 @@ public:
   // Writes a minimal error response for a request the parser rejected.
   void sendProtocolError(const absl::Status& error);
   bool responseStarted() const { return response_started_; }
+  // Between requests with nothing pending: the connection manager may free this codec
+  // (and make a new one when bytes arrive) so an idle keep-alive connection holds less.
+  bool idle() const;
 
 private:
   class ResponseEncoder;

@@ -22,7 +22,7 @@ struct Block {
 // back to the allocator, so an idle shard does not hoard memory.
 class BlockPool {
 public:
-  explicit BlockPool(uint32_t block_size = kDefaultBlockSize, size_t max_free = 64);
+  explicit BlockPool(uint32_t block_size = kDefaultBlockSize, size_t max_free = 16);
   ~BlockPool();
   BlockPool(const BlockPool&) = delete;
   BlockPool& operator=(const BlockPool&) = delete;

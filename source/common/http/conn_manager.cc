@@ -64,7 +64,7 @@ public:
       request_timer_ = dispatcher().createTimer([this] {
         parent_.config_->stats->downstream_rq_timeout.inc();
         info_.addFlag("DT");
-        sendLocalReply(408, "request timeout", nullptr, "request_overall_timeout");
+        sendLocalReply(timeoutCode(), "request timeout", nullptr, "request_overall_timeout");
       });
       request_timer_->enableTimer(parent_.config_->request_timeout);
     }
@@ -284,10 +284,14 @@ private:
   void touch() {
     if (idle_timer_) idle_timer_->touch();
   }
+  // As Envoy: the client was slow (408) unless its request had fully arrived, in which
+  // case the wait was on us or the upstream (504).
+  int timeoutCode() const { return request_end_ ? 504 : 408; }
+
   void onIdleTimeout() {
     parent_.config_->stats->downstream_rq_idle_timeout.inc();
     info_.addFlag("SI");
-    sendLocalReply(408, "stream timeout", nullptr, "stream_idle_timeout");
+    sendLocalReply(timeoutCode(), "stream timeout", nullptr, "stream_idle_timeout");
   }
 
   void onRequestComplete() {
@@ -466,7 +470,6 @@ void ConnectionManager::initializeReadFilterCallbacks(network::ReadFilterCallbac
 
 network::FilterStatus ConnectionManager::onNewConnection() {
   connection_->addConnectionCallbacks(*this);
-  codec_ = std::make_unique<http1::ServerConnection>(*connection_, *this, config_->limits);
   config_->stats->downstream_cx_total.inc();
   config_->stats->downstream_cx_active.inc();
   armIdleTimer();
@@ -474,6 +477,8 @@ network::FilterStatus ConnectionManager::onNewConnection() {
 }
 
 network::FilterStatus ConnectionManager::onData(buffer::Buffer& data, bool end_stream) {
+  // The codec exists only while a request is under way (see removeStream).
+  if (!codec_) codec_ = std::make_unique<http1::ServerConnection>(*connection_, *this, config_->limits);
   absl::Status st = codec_->dispatch(data);
   if (!st.ok()) {
     config_->stats->downstream_cx_protocol_error.inc();
@@ -522,7 +527,12 @@ void ConnectionManager::removeStream(ActiveStream& s) {
   streams_.erase(s.self_);
   // Still on the stack of a codec or filter callback: delete later.
   connection_->dispatcher().deferredDelete(std::move(owned));
-  if (streams_.empty()) armIdleTimer();
+  if (streams_.empty()) {
+    armIdleTimer();
+    // Nothing half-read or queued: free the codec until the next request (as nginx frees
+    // its request state on keep-alive connections). The codec is on the stack: later.
+    if (codec_ && codec_->idle()) connection_->dispatcher().deferredDelete(std::move(codec_));
+  }
 }
 
 void ConnectionManager::armIdleTimer() {
