@@ -35,9 +35,7 @@ protected:
 
 // Server side: requests in, responses out, one at a time (pipelined requests wait in
 // input_ until the response before them is complete).
-class ServerConnection : public ConnectionBase,
-                         public http::CodecConnection,
-                         public event::DeferredDeletable {
+class ServerConnection : public ConnectionBase, public http::CodecConnection {
 public:
   ServerConnection(network::Connection& connection, http::ServerConnectionCallbacks& callbacks,
                    Limits limits = {});

@@ -80,10 +80,12 @@ public:
 // A dispatch() error means the connection is broken: a GOAWAY with the error code is
 // already in the connection's write buffer; flush and close.
 //
-// Stream encoders stay valid until their stream has ended both ways (or been reset) and
-// the owner removed its callbacks, and until the end of that dispatcher turn; after
-// onResetStream, or after resetStream(), the owner must not touch the encoder again.
-// Destroy the codec only from a deferred delete or outside its callbacks.
+// Streams: readDisable(true) holds a stream's DATA and trailers in the codec (headers
+// still pass) and keeps its window closed, so the peer stalls on that stream alone; at most
+// a stream window is held per stream. An encoder stays valid until its stream has ended
+// both ways (or been reset) and the owner removed its callbacks, and until the end of that
+// dispatcher turn; after onResetStream, or after resetStream(), the owner must not touch
+// it again. Destroy the codec only from a deferred delete or outside its callbacks.
 class ConnectionBase {
 public:
   virtual ~ConnectionBase();
@@ -104,7 +106,9 @@ public:
   // The error code of the GOAWAY we sent for a connection error; 0 while none.
   uint32_t connectionError() const { return conn_error_code_; }
 
-  // Forwarded by the owner from its network::ConnectionCallbacks.
+  // Forwarded by the owner from its network::ConnectionCallbacks. Every stream still open
+  // gets onResetStream(ConnectionTermination). (Above the high watermark the codec sees
+  // for itself; the low one resumes the DATA it held back.)
   void onConnectionClosed();
   void onAboveWriteBufferHighWatermark() {}
   void onBelowWriteBufferLowWatermark();
@@ -116,14 +120,13 @@ protected:
   ConnectionBase(network::Connection& connection, const Settings& settings, bool server);
 
   absl::Status dispatchInput(buffer::Buffer& data);
-  // Streams that have not seen the end of their input: the transport ended under them.
+  // The peer's FIN: streams still waiting for input can never complete.
   void onTransportEnded();
   Stream& createClientStream(http::StreamDecoder& decoder);
   // Server: a request's headers arrived; returns where its parts go (nullptr: refuse).
   virtual http::StreamDecoder* onNewRequest(http::StreamEncoder&) { return nullptr; }
-
-  // Sends what nghttp2 has queued (unless inside nghttp2 or already flushing).
-  void flush();
+  nghttp2_session* session() const { return session_; }
+  bool connectionClosed() const { return connection_closed_; }
 
   network::Connection& connection_;
   const Settings settings_;
@@ -135,36 +138,47 @@ private:
     bool control;
   };
 
+  void createServerStream(int32_t id);
+  Stream* findStream(int32_t id);
+  // Returns from a receive callback: connection error ENHANCE_YOUR_CALM / a malformed
+  // message (a connection or a stream error, per settings).
+  int flood(const char* what);
+  int malformed(Stream& s, const char* what);
+  int onHeaders(Stream& s, int category, bool end_stream);
+  void onData(Stream& s, bool end_stream);
+  void onStreamClosed(Stream& s, uint32_t error_code);
+  void deliverPending(Stream& s);
+  void consumeStream(int32_t id, size_t len);
+  void applyConsumption();
+  void notifyReset(Stream& s, http::StreamResetReason reason);
+  void maybeDestroy(Stream& s);
+  void resetAllStreams(http::StreamResetReason reason, bool only_unfinished_input);
+  // Sends what nghttp2 has queued (unless inside nghttp2, or already flushing).
+  void flush();
   void sendPending();
   void runDeferred();
   void scheduleDeferred();
   void onDeferredTimer();
-  void maybeDestroy(Stream& s);
-  void resetAllStreams(http::StreamResetReason reason, bool only_unfinished_input);
-  void notifyReset(Stream& s, http::StreamResetReason reason);
-  void deliverPending(Stream& s);
+  bool writeBlocked() const;
   void recordOutboundFrame(bool control);
-  void setConnectionError(uint32_t code, const char* detail);
   absl::Status errorStatus() const;
   void startKeepalive();
   void onKeepaliveTimer();
-  Stream* findStream(int32_t id);
-  void applyConsumption();
 
   nghttp2_session* session_{nullptr};
   ConnectionCallbacks* conn_callbacks_{nullptr};
   std::list<std::unique_ptr<Stream>> streams_;
   size_t active_streams_{0};
-  // Scratch for one flush: nghttp2's output, written to the connection in one go.
+  // One flush's output, written to the connection in one go.
   buffer::Buffer out_;
 
-  // Flow control: received bytes are consumed after each mem_recv, so a peer that
-  // overruns a window within one read is caught.
+  // Received bytes are consumed (windows reopened) after each mem_recv, so a peer that
+  // overruns a window within one read is caught; a stream's only once its owner took them.
   uint64_t connection_unconsumed_{0};
   std::vector<std::pair<int32_t, size_t>> stream_unconsumed_;
 
-  // Frames we wrote and the connection may still hold: pruned by how far the connection
-  // has drained (bytes we wrote minus what it still buffers).
+  // Our frames the connection may still hold (a peer that does not read), pruned by how
+  // far it has drained: bytes we wrote minus the bytes it still buffers.
   std::vector<Frame> outbound_;
   size_t outbound_head_{0};
   uint32_t outbound_control_{0};
@@ -179,9 +193,10 @@ private:
   uint32_t window_opened_{0};
   uint32_t window_resets_{0};
 
-  // Owner notifications raised while nghttp2 was sending, run once it returns.
+  // Work raised while nghttp2 was sending, done once it returns.
   std::vector<std::pair<Stream*, http::StreamResetReason>> pending_resets_;
   std::vector<Stream*> pending_low_watermark_;
+  std::vector<int32_t> early_resets_;
 
   event::TimerPtr deferred_timer_;
   event::TimerPtr keepalive_timer_;
@@ -189,17 +204,20 @@ private:
   uint64_t keepalive_ping_id_{0};
 
   uint32_t conn_error_code_{0};
-  uint32_t callback_error_code_{0}; // set by a callback that failed the session
-  const char* error_detail_{""};
+  uint32_t callback_error_code_{0}; // why a callback failed the session
+  std::string error_detail_;
   bool in_recv_{false};
+  bool in_send_{false};
+  bool in_dispatch_{false};
   bool flushing_{false};
   bool flush_again_{false};
-  bool in_dispatch_{false};
+  bool watermark_blocked_{false};
+  bool outbound_flood_{false};
+  bool flood_handled_{false};
   bool close_scheduled_{false};
   bool connection_closed_{false};
   bool goaway_sent_{false};
   bool goaway_received_{false};
-  bool outbound_flood_{false};
 };
 
 class ServerConnection : public ConnectionBase, public http::CodecConnection {

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "source/common/buffer/buffer.h"
+#include "source/common/event/dispatcher.h"
 #include "source/common/http/header_map.h"
 
 namespace tern {
@@ -57,10 +58,10 @@ public:
   virtual void readDisable(bool disable) = 0;
 };
 
-// A codec turns a connection's bytes into streams.
-class CodecConnection {
+// A codec turns a connection's bytes into streams. Deferred-deletable: its owner may
+// drop it from inside one of its callbacks.
+class CodecConnection : public event::DeferredDeletable {
 public:
-  virtual ~CodecConnection() = default;
   // Feeds bytes read from the connection. An error status means the peer broke the
   // protocol; the codec has already written its error response where the protocol has
   // one, and the caller closes the connection after flushing.

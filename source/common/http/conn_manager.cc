@@ -10,6 +10,7 @@
 #include "absl/strings/strip.h"
 #include "source/common/common/logger.h"
 #include "source/common/event/idle_timer.h"
+#include "source/common/http/grpc.h"
 
 namespace tern {
 namespace http {
@@ -85,7 +86,8 @@ public:
   // StreamDecoder (from the codec)
   void decodeHeaders(HeaderMapPtr headers, bool end_stream) override {
     request_headers_ = std::move(headers);
-    info_.protocol = protocolName(parent_.codec_->protocol());
+    info_.downstream_protocol = parent_.codec_->protocol();
+    info_.protocol = protocolName(info_.downstream_protocol);
     mutateRequestHeaders(*request_headers_);
     request_end_ = end_stream;
     if (end_stream) onRequestComplete();
@@ -120,6 +122,7 @@ public:
   // StreamCallbacks (from the codec)
   void onResetStream(StreamResetReason reason) override {
     if (destroyed_) return;
+    codec_reset_ = true; // the codec is done with this stream: do not touch response_
     parent_.config_->stats->downstream_rq_rx_reset.inc();
     info_.addFlag("DC");
     TERN_LOG(Debug, "stream %d reset: %s", id_, resetReasonName(reason));
@@ -178,6 +181,17 @@ public:
       return;
     }
     auto headers = std::make_unique<HeaderMap>();
+    if (request_headers_ && grpc::isGrpcRequest(*request_headers_)) {
+      // A gRPC client reads status from grpc-status, not :status: a trailers-only reply.
+      headers->add(":status", "200");
+      headers->add("content-type", "application/grpc");
+      headers->add("grpc-status", absl::StrCat(grpc::statusFromHttp(code)));
+      if (!body.empty()) headers->add("grpc-message", grpc::encodeMessage(body));
+      if (modify) modify(*headers);
+      local_reply_ = true;
+      encodeHeaders(std::move(headers), true);
+      return;
+    }
     headers->add(":status", absl::StrCat(code));
     // The body as given: a direct_response body is served byte for byte, and Envoy's own
     // local reply texts ("no healthy upstream", ...) have no trailing newline either.
@@ -237,6 +251,14 @@ public:
     if (destroyed_) return;
     parent_.config_->stats->downstream_rq_tx_reset.inc();
     ConnectionManager& parent = parent_;
+    if (parent.http2_) {
+      // HTTP/2 resets just this stream (RST_STREAM).
+      response_.removeCallbacks(*this);
+      codec_reset_ = true;
+      response_.resetStream(StreamResetReason::LocalReset);
+      destroy();
+      return;
+    }
     destroy();
     // HTTP/1: ending one stream means ending the connection.
     parent.connection_->close(network::ConnectionCloseType::FlushWrite);
@@ -254,7 +276,7 @@ public:
   void destroy() {
     if (destroyed_) return;
     destroyed_ = true;
-    response_.removeCallbacks(*this);
+    if (!codec_reset_) response_.removeCallbacks(*this);
     request_timer_.reset();
     idle_timer_.reset();
     for (auto& d : decoders_) d->onDestroy();
@@ -454,6 +476,7 @@ private:
   bool response_started_{false};
   bool local_reply_{false};
   bool destroyed_{false};
+  bool codec_reset_{false}; // reset by or through the codec: response_ is gone
 };
 
 ConnectionManager::ConnectionManager(ConnectionManagerConfigSharedPtr config)
@@ -476,15 +499,63 @@ network::FilterStatus ConnectionManager::onNewConnection() {
   return network::FilterStatus::Continue;
 }
 
+bool ConnectionManager::createCodec(buffer::Buffer& data) {
+  if (!protocol_known_) {
+    switch (config_->codec_type) {
+    case ConnectionManagerConfig::CodecType::Http1:
+      protocol_ = Protocol::Http11;
+      break;
+    case ConnectionManagerConfig::CodecType::Http2:
+      protocol_ = Protocol::Http2;
+      break;
+    case ConnectionManagerConfig::CodecType::Auto:
+      switch (http2::detectPreface(data)) {
+      case http2::PrefaceStatus::NeedMoreData:
+        return false;
+      case http2::PrefaceStatus::Http2:
+        protocol_ = Protocol::Http2;
+        break;
+      case http2::PrefaceStatus::Http1:
+        protocol_ = Protocol::Http11;
+        break;
+      }
+      break;
+    }
+    protocol_known_ = true;
+  }
+  if (protocol_ == Protocol::Http2) {
+    auto codec = std::make_unique<http2::ServerConnection>(*connection_, *this, config_->http2_settings);
+    http2_ = codec.get();
+    codec_ = std::move(codec);
+  } else {
+    auto codec = std::make_unique<http1::ServerConnection>(*connection_, *this, config_->limits);
+    http1_ = codec.get();
+    codec_ = std::move(codec);
+  }
+  return true;
+}
+
 network::FilterStatus ConnectionManager::onData(buffer::Buffer& data, bool end_stream) {
-  // The codec exists only while a request is under way (see removeStream).
-  if (!codec_) codec_ = std::make_unique<http1::ServerConnection>(*connection_, *this, config_->limits);
+  if (!codec_) {
+    buffer::Buffer* in = &data;
+    if (!preface_.empty()) {
+      preface_.move(data);
+      in = &preface_;
+    }
+    if (!createCodec(*in)) {
+      if (in == &data) preface_.move(data);
+      if (end_stream) connection_->close(network::ConnectionCloseType::NoFlush);
+      return network::FilterStatus::StopIteration;
+    }
+    if (in == &preface_) data.move(preface_);
+  }
   absl::Status st = codec_->dispatch(data);
   if (!st.ok()) {
     config_->stats->downstream_cx_protocol_error.inc();
     TERN_LOG(Debug, "downstream %s: protocol error: %s", connection_->remoteAddress().toString(),
              st.message());
-    codec_->sendProtocolError(st);
+    // HTTP/1 answers with a status line; HTTP/2's GOAWAY is already in the write buffer.
+    if (http1_) http1_->sendProtocolError(st);
     connection_->close(network::ConnectionCloseType::FlushWrite);
     return network::FilterStatus::StopIteration;
   }
@@ -500,15 +571,20 @@ void ConnectionManager::onEvent(network::ConnectionEvent event) {
   if (event == network::ConnectionEvent::Connected) return;
   config_->stats->downstream_cx_active.dec();
   idle_timer_.reset();
+  if (http2_) http2_->onConnectionClosed(); // resets its open streams
   // The connection is gone: every stream on it is reset.
   while (!streams_.empty()) streams_.front()->onResetStream(StreamResetReason::ConnectionTermination);
 }
 
+// HTTP/2 turns the connection's watermarks into per-stream ones (each stream's own send
+// buffer fills while the connection is backed up); HTTP/1 has one stream to tell.
 void ConnectionManager::onAboveWriteBufferHighWatermark() {
+  if (http2_) return http2_->onAboveWriteBufferHighWatermark();
   for (auto& s : streams_) s->onAboveWriteBufferHighWatermark();
 }
 
 void ConnectionManager::onBelowWriteBufferLowWatermark() {
+  if (http2_) return http2_->onBelowWriteBufferLowWatermark();
   for (auto& s : streams_) s->onBelowWriteBufferLowWatermark();
 }
 
@@ -531,7 +607,10 @@ void ConnectionManager::removeStream(ActiveStream& s) {
     armIdleTimer();
     // Nothing half-read or queued: free the codec until the next request (as nginx frees
     // its request state on keep-alive connections). The codec is on the stack: later.
-    if (codec_ && codec_->idle()) connection_->dispatcher().deferredDelete(std::move(codec_));
+    if (http1_ && http1_->idle()) {
+      http1_ = nullptr;
+      connection_->dispatcher().deferredDelete(std::move(codec_));
+    }
   }
 }
 

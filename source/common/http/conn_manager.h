@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "extensions/codecs/http1/codec_impl.h"
+#include "extensions/codecs/http2/codec_impl.h"
 #include "source/common/http/filter.h"
 #include "source/common/network/connection.h"
 #include "source/common/router/config.h"
@@ -43,6 +44,9 @@ struct ConnectionManagerConfig {
   std::shared_ptr<const router::RouteConfig> route_config;
   std::vector<FilterFactoryCb> filter_factories;
   http1::Limits limits;
+  // Which codec serves the listener: AUTO tells HTTP/2 by its connection preface.
+  enum class CodecType { Auto, Http1, Http2 } codec_type{CodecType::Auto};
+  http2::Settings http2_settings;
   std::chrono::milliseconds idle_timeout{3600 * 1000}; // connection without streams
   std::chrono::milliseconds request_timeout{0};        // whole request, 0: none
   std::chrono::milliseconds stream_idle_timeout{300 * 1000}; // no activity either way
@@ -84,11 +88,20 @@ private:
   class ActiveStream;
   void removeStream(ActiveStream& s);
   void armIdleTimer();
+  // Makes the codec for this connection; false while AUTO still needs preface bytes.
+  bool createCodec(buffer::Buffer& data);
   void onIdleTimer();
 
   ConnectionManagerConfigSharedPtr config_;
   network::Connection* connection_{nullptr};
-  std::unique_ptr<http1::ServerConnection> codec_;
+  // HTTP/1: exists only while a request is under way (see removeStream). HTTP/2: for the
+  // connection's life. Exactly one of http1_/http2_ points at it.
+  std::unique_ptr<CodecConnection> codec_;
+  http1::ServerConnection* http1_{nullptr};
+  http2::ServerConnection* http2_{nullptr};
+  Protocol protocol_{Protocol::Http11};
+  bool protocol_known_{false};
+  buffer::Buffer preface_; // AUTO: the first bytes, until they tell the protocol
   std::list<std::unique_ptr<ActiveStream>> streams_;
   event::TimerPtr idle_timer_;
   event::MonotonicTime idle_since_{};

@@ -8,6 +8,7 @@
 #include "absl/strings/string_view.h"
 #include "source/common/buffer/buffer.h"
 #include "source/common/event/dispatcher.h"
+#include "source/common/http/codec.h"
 #include "source/common/http/header_map.h"
 #include "source/common/network/address.h"
 
@@ -47,6 +48,7 @@ struct StreamInfo {
   network::Address downstream_remote;
   network::Address downstream_local;
   std::string protocol; // HTTP/1.1, HTTP/1.0, HTTP/2
+  Protocol downstream_protocol{Protocol::Http11};
   void addFlag(absl::string_view f) {
     if (response_flags.find(std::string(f)) != std::string::npos) return;
     if (!response_flags.empty()) response_flags += ",";

@@ -389,6 +389,13 @@ RouteConfig::create(const rv3::RouteConfiguration& proto, const std::string& at,
           route.prefix_rewrite = a.prefix_rewrite();
         }
         route.host_rewrite_literal = a.host_rewrite_literal();
+        if (a.has_max_stream_duration() && a.max_stream_duration().has_grpc_timeout_header_max()) {
+          route.grpc_timeout_header_max = std::chrono::milliseconds(
+              TimeUtil::DurationToMilliseconds(a.max_stream_duration().grpc_timeout_header_max()));
+        } else if (a.has_max_grpc_timeout()) {
+          route.grpc_timeout_header_max =
+              std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(a.max_grpc_timeout()));
+        }
         if (a.has_timeout()) {
           route.timeout = std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(a.timeout()));
         }

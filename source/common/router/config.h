@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <map>
 #include <memory>
 #include <string>
@@ -103,6 +104,9 @@ public:
   std::string prefix_rewrite;
   std::string host_rewrite_literal;
   std::chrono::milliseconds timeout{15000};
+  // gRPC: the request's grpc-timeout becomes the timeout, capped by this (0: no cap),
+  // when set (max_stream_duration.grpc_timeout_header_max or max_grpc_timeout).
+  std::optional<std::chrono::milliseconds> grpc_timeout_header_max;
   RetryPolicy retry_policy;
   // Direct response.
   uint32_t direct_status{200};

@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "source/common/http/grpc.h"
 #include "source/common/common/logger.h"
 
 namespace tern {
@@ -31,7 +32,9 @@ public:
 
   void start(const upstream::HostSharedPtr& host) {
     auto& shard = parent_.config_->cm->shard(parent_.callbacks_->dispatcher());
-    auto& pool = stream::Http1ConnPools::forShard(shard).get(*parent_.cluster_, host);
+    http::Protocol protocol = stream::ConnPools::upstreamProtocol(
+        *parent_.cluster_, parent_.callbacks_->streamInfo().downstream_protocol);
+    auto& pool = stream::ConnPools::forShard(shard).get(*parent_.cluster_, host, protocol);
     pending_ = pool.newStream(*this, *this);
   }
 
@@ -267,9 +270,18 @@ http::FilterHeadersStatus RouterFilter::decodeHeaders(http::HeaderMap& headers, 
   route_->applyRequestEdits(headers);
 
   retries_left_ = route_->retry_policy.enabled() ? route_->retry_policy.num_retries : 0;
-  if (route_->timeout.count() > 0) {
+  std::chrono::milliseconds timeout = route_->timeout;
+  if (route_->grpc_timeout_header_max) {
+    // As Envoy: the client's deadline, capped; a gRPC request without one keeps the route's.
+    if (auto t = http::grpc::parseTimeout(headers)) {
+      timeout = *t;
+      if (route_->grpc_timeout_header_max->count() > 0) timeout = std::min(timeout, *route_->grpc_timeout_header_max);
+      if (timeout.count() == 0) timeout = std::chrono::milliseconds(1);
+    }
+  }
+  if (timeout.count() > 0) {
     global_timer_ = callbacks_->dispatcher().createTimer([this] { onGlobalTimeout(); });
-    global_timer_->enableTimer(route_->timeout);
+    global_timer_->enableTimer(timeout);
   }
   cluster_->stats().upstream_rq_active.inc();
   attempts_ = 1;

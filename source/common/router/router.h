@@ -5,7 +5,7 @@
 #include "absl/container/inlined_vector.h"
 #include "source/common/http/filter.h"
 #include "source/common/router/config.h"
-#include "source/common/stream/http_conn_pool.h"
+#include "source/common/stream/conn_pools.h"
 #include "source/common/upstream/cluster_manager.h"
 
 namespace tern {

@@ -234,16 +234,5 @@ void Http1ConnPool::failPending(PoolFailureReason reason, const char* details) {
   for (auto& p : failed) p->callbacks.onPoolFailure(reason, details, host_);
 }
 
-Http1ConnPool& Http1ConnPools::get(upstream::Cluster& cluster, const upstream::HostSharedPtr& host) {
-  auto& slot = pools_[host.get()];
-  if (!slot) slot = std::make_unique<Http1ConnPool>(shard_, cluster, host);
-  return *slot;
-}
-
-Http1ConnPools& Http1ConnPools::forShard(upstream::ShardClusterManager& shard) {
-  static const char kKey = 0;
-  return shard.local<Http1ConnPools>(&kKey);
-}
-
 } // namespace stream
 } // namespace tern

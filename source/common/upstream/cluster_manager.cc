@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "extensions/codecs/http2/settings_proto.h"
 #include "envoy/extensions/upstreams/http/v3/http_protocol_options.pb.h"
 #include "google/protobuf/util/time_util.h"
 #include "source/common/common/logger.h"
@@ -138,10 +139,34 @@ Cluster::Cluster(const ClusterProto& config, stats::Store& store)
       "envoy.extensions.upstreams.http.v3.HttpProtocolOptions");
   if (it != config.typed_extension_protocol_options().end()) {
     envoy::extensions::upstreams::http::v3::HttpProtocolOptions opts;
-    if (it->second.UnpackTo(&opts) && opts.common_http_protocol_options().has_idle_timeout()) {
-      http_idle_timeout_ = std::chrono::milliseconds(
-          TimeUtil::DurationToMilliseconds(opts.common_http_protocol_options().idle_timeout()));
+    if (it->second.UnpackTo(&opts)) {
+      if (opts.common_http_protocol_options().has_idle_timeout()) {
+        http_idle_timeout_ = std::chrono::milliseconds(
+            TimeUtil::DurationToMilliseconds(opts.common_http_protocol_options().idle_timeout()));
+      }
     }
+  }
+  parseHttpProtocol(config, http_protocol_, http2_options_);
+}
+
+void Cluster::parseHttpProtocol(const envoy::config::cluster::v3::Cluster& config, HttpProtocol& protocol,
+                                envoy::config::core::v3::Http2ProtocolOptions& http2) {
+  protocol = HttpProtocol::Http1;
+  auto it = config.typed_extension_protocol_options().find(
+      "envoy.extensions.upstreams.http.v3.HttpProtocolOptions");
+  envoy::extensions::upstreams::http::v3::HttpProtocolOptions opts;
+  if (it != config.typed_extension_protocol_options().end() && it->second.UnpackTo(&opts)) {
+    if (opts.has_explicit_http_config() && opts.explicit_http_config().has_http2_protocol_options()) {
+      protocol = HttpProtocol::Http2;
+      http2 = opts.explicit_http_config().http2_protocol_options();
+    } else if (opts.has_use_downstream_protocol_config()) {
+      protocol = HttpProtocol::UseDownstream;
+      http2 = opts.use_downstream_protocol_config().http2_protocol_options();
+    }
+  } else if (config.has_http2_protocol_options()) {
+    // The deprecated Cluster field, still common in configs.
+    protocol = HttpProtocol::Http2;
+    http2 = config.http2_protocol_options();
   }
 }
 
@@ -243,6 +268,35 @@ absl::Status ClusterManager::addClusters(
       return absl::InvalidArgumentError(absl::StrCat(
           at, ".lb_policy: ", ClusterProto::LbPolicy_Name(c.lb_policy()),
           " is not supported (ROUND_ROBIN, RANDOM and LEAST_REQUEST are)"));
+    }
+    auto proto_opts = c.typed_extension_protocol_options().find(
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions");
+    if (proto_opts != c.typed_extension_protocol_options().end()) {
+      envoy::extensions::upstreams::http::v3::HttpProtocolOptions opts;
+      std::string oat = absl::StrCat(
+          at, ".typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions']");
+      if (!proto_opts->second.UnpackTo(&opts)) {
+        return absl::InvalidArgumentError(absl::StrCat(oat, ": not an HttpProtocolOptions"));
+      }
+      if (opts.has_auto_config()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(oat, ".auto_config: not supported (ALPN needs TLS upstreams); use "
+                              "explicit_http_config or use_downstream_protocol_config"));
+      }
+      if (opts.has_explicit_http_config() && opts.explicit_http_config().has_http3_protocol_options()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(oat, ".explicit_http_config.http3_protocol_options: HTTP/3 is not supported"));
+      }
+    }
+    {
+      // The HTTP/2 options, wherever they came from, checked now rather than at first use.
+      Cluster::HttpProtocol protocol;
+      envoy::config::core::v3::Http2ProtocolOptions h2_options;
+      Cluster::parseHttpProtocol(c, protocol, h2_options);
+      if (protocol != Cluster::HttpProtocol::Http1) {
+        auto h2 = http2::settingsFromProto(h2_options, at + ".http2_protocol_options");
+        if (!h2.ok()) return h2.status();
+      }
     }
     // Validate the endpoints without resolving; then resolve once now.
     auto shape = buildHosts(c, false);

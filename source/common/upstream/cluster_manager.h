@@ -76,6 +76,13 @@ public:
   uint32_t maxRetries() const { return max_retries_; }
   // Idle upstream HTTP connections close after this (0: never).
   std::chrono::milliseconds httpIdleTimeout() const { return http_idle_timeout_; }
+  // Which HTTP the upstream speaks (HttpProtocolOptions: explicit_http_config, or
+  // use_downstream_protocol_config), and its HTTP/2 options.
+  enum class HttpProtocol { Http1, Http2, UseDownstream };
+  HttpProtocol httpProtocol() const { return http_protocol_; }
+  const envoy::config::core::v3::Http2ProtocolOptions& http2Options() const { return http2_options_; }
+  static void parseHttpProtocol(const envoy::config::cluster::v3::Cluster& config, HttpProtocol& protocol,
+                                envoy::config::core::v3::Http2ProtocolOptions& http2);
   std::atomic<int64_t>& retriesActive() { return retries_active_; }
   // Upstream request time, request sent to response complete (ms).
   stats::Histogram& rqTime() { return rq_time_; }
@@ -100,6 +107,8 @@ private:
   uint32_t max_requests_{1024};
   uint32_t max_retries_{3};
   std::chrono::milliseconds http_idle_timeout_{3600 * 1000};
+  HttpProtocol http_protocol_{HttpProtocol::Http1};
+  envoy::config::core::v3::Http2ProtocolOptions http2_options_;
   std::atomic<int64_t> retries_active_{0};
   ClusterStats stats_;
   stats::Histogram& rq_time_;

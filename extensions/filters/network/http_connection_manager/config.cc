@@ -2,6 +2,7 @@
 // HttpConnectionManager proto.
 #include "absl/strings/str_cat.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
+#include "extensions/codecs/http2/settings_proto.h"
 #include "google/protobuf/util/time_util.h"
 #include "source/common/config/bootstrap_loader.h"
 #include "source/common/config/registry.h"
@@ -31,11 +32,26 @@ public:
       return absl::InvalidArgumentError(absl::StrCat(at, field, ": ", why));
     };
     if (proto.stat_prefix().empty()) return bad(".stat_prefix", "must be set");
-    if (proto.codec_type() != ProtoConfig::AUTO && proto.codec_type() != ProtoConfig::HTTP1) {
-      return bad(".codec_type", absl::StrCat(ProtoConfig::CodecType_Name(proto.codec_type()),
-                                             " is not supported yet (AUTO and HTTP1 are)"));
-    }
     auto cfg = std::make_shared<http::ConnectionManagerConfig>();
+    switch (proto.codec_type()) {
+    case ProtoConfig::AUTO:
+      cfg->codec_type = http::ConnectionManagerConfig::CodecType::Auto;
+      break;
+    case ProtoConfig::HTTP1:
+      cfg->codec_type = http::ConnectionManagerConfig::CodecType::Http1;
+      break;
+    case ProtoConfig::HTTP2:
+      cfg->codec_type = http::ConnectionManagerConfig::CodecType::Http2;
+      break;
+    default:
+      return bad(".codec_type", absl::StrCat(ProtoConfig::CodecType_Name(proto.codec_type()),
+                                             " is not supported (AUTO, HTTP1 and HTTP2 are)"));
+    }
+    if (proto.has_http2_protocol_options()) {
+      auto h2 = http2::settingsFromProto(proto.http2_protocol_options(), at + ".http2_protocol_options");
+      if (!h2.ok()) return h2.status();
+      cfg->http2_settings = *h2;
+    }
     cfg->stat_prefix = proto.stat_prefix();
     stats_.push_back(std::make_unique<http::HcmStats>(
         http::HcmStats::create(ctx.stats(), absl::StrCat("http.", proto.stat_prefix(), "."))));
@@ -98,11 +114,15 @@ public:
     if (common.has_idle_timeout()) {
       cfg->idle_timeout = std::chrono::milliseconds(TimeUtil::DurationToMilliseconds(common.idle_timeout()));
     }
-    if (common.has_max_headers_count()) cfg->limits.max_headers_count = common.max_headers_count().value();
+    if (common.has_max_headers_count()) {
+      cfg->limits.max_headers_count = common.max_headers_count().value();
+      cfg->http2_settings.max_headers_count = common.max_headers_count().value();
+    }
     if (proto.has_max_request_headers_kb()) {
       uint32_t kb = proto.max_request_headers_kb().value();
       if (kb == 0 || kb > 8192) return bad(".max_request_headers_kb", "must be within [1, 8192]");
       cfg->limits.max_headers_kb = kb;
+      cfg->http2_settings.max_header_list_size_kb = kb;
     }
     if (proto.has_stream_idle_timeout()) {
       cfg->stream_idle_timeout =
