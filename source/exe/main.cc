@@ -20,11 +20,14 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: tern -c FILE [--mode serve|validate] [--concurrency N] [--log-level LEVEL]\n"
+    "            [--drain-time-s N]\n"
     "  -c, --config-path FILE   Envoy v3 bootstrap, YAML or JSON\n"
     "  --mode validate          check the config and exit 0 (valid) or 1\n"
     "  --concurrency N          worker threads (overrides the Tern settings)\n"
     "  -l, --log-level LEVEL    trace, debug, info, warn, error, off\n"
-    "Signals: SIGTERM/SIGINT stop; SIGUSR1 prints the stats.\n";
+    "  --drain-time-s N         on SIGTERM/SIGINT, wait up to N s (default 5) for requests in\n"
+    "                           flight: no new connections, HTTP/2 GOAWAY, HTTP/1 close\n"
+    "Signals: SIGTERM/SIGINT drain and stop; SIGUSR1 prints the stats.\n";
 
 int usageError(const std::string& msg) {
   std::cerr << "tern: " << msg << "\n" << kUsage;
@@ -67,6 +70,12 @@ int main(int argc, char** argv) {
         return usageError("--concurrency needs a number from 0 to 1024");
       }
       opts.concurrency = n;
+    } else if (name == "--drain-time-s") {
+      int n;
+      if (!value(&v) || !absl::SimpleAtoi(v, &n) || n < 0 || n > 86400) {
+        return usageError("--drain-time-s needs a number of seconds from 0 to 86400");
+      }
+      opts.drain_time_s = n;
     } else if (name == "-l" || name == "--log-level") {
       tern::log::Level l;
       if (!value(&opts.log_level) || !tern::log::parseLevel(opts.log_level, &l)) {
@@ -122,9 +131,11 @@ int main(int argc, char** argv) {
       continue;
     }
     if (sig == SIGHUP) continue; // reserved for reload
-    TERN_LOG(Info, "signal %d: shutting down", sig);
+    TERN_LOG(Info, "signal %d: draining (up to %d s), then shutting down", sig, opts.drain_time_s);
     break;
   }
+  size_t left = (*server)->drain(std::chrono::seconds(opts.drain_time_s));
+  if (left > 0) TERN_LOG(Info, "drain time over: closing %zu connections still open", left);
   (*server)->stop();
   std::cerr << (*server)->stats().dump() << std::flush;
   return 0;

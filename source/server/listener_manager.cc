@@ -90,7 +90,7 @@ ShardListener::~ShardListener() {
     ac->connection->close(network::ConnectionCloseType::NoFlush);
     delete ac;
   }
-  config_.stats().downstream_cx_active.sub(count_);
+  config_.stats().downstream_cx_active.sub(count_.load());
   count_ = 0;
 }
 
@@ -114,6 +114,16 @@ void ShardListener::onAccept(int fd, const network::Address& remote) {
   if (!raw->connection->initializeReadFilters()) {
     s.no_filter_chain_match.inc();
     raw->connection->close(network::ConnectionCloseType::NoFlush);
+  }
+}
+
+void ShardListener::drain() {
+  listener_.enable(false);
+  // drain() may close a connection, which unlinks it: step first.
+  for (ActiveConnection* ac = head_; ac != nullptr;) {
+    ActiveConnection* next = ac->next;
+    ac->connection->startDrain();
+    ac = next;
   }
 }
 

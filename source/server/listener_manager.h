@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <list>
 #include <memory>
 #include <string>
@@ -56,7 +57,11 @@ class ShardListener {
 public:
   ShardListener(ListenerConfig& config, event::Dispatcher& dispatcher, int listen_fd);
   ~ShardListener();
-  size_t activeConnections() const { return count_; }
+  // Readable from any thread (shutdown polls it).
+  size_t activeConnections() const { return count_.load(std::memory_order_relaxed); }
+  event::Dispatcher& dispatcher() { return dispatcher_; }
+  // Graceful shutdown: stop accepting and ask every connection to drain. On the shard.
+  void drain();
 
 private:
   // An accepted connection, linked into its listener's list (intrusive: no list node
@@ -78,7 +83,7 @@ private:
   event::Dispatcher& dispatcher_;
   network::ListenerImpl listener_;
   ActiveConnection* head_{nullptr};
-  size_t count_{0};
+  std::atomic<size_t> count_{0};
 };
 
 } // namespace server

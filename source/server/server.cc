@@ -186,6 +186,26 @@ void Server::start() {
            settings_.concurrency);
 }
 
+size_t Server::drain(std::chrono::milliseconds timeout) {
+  if (!started_ || stopped_) return 0;
+  for (auto& sl : shard_listeners_) {
+    ShardListener* l = sl.get();
+    l->dispatcher().post([l] { l->drain(); });
+  }
+  auto open = [this] {
+    size_t n = 0;
+    for (auto& sl : shard_listeners_) n += sl->activeConnections();
+    return n;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  size_t n = open();
+  while (n > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    n = open();
+  }
+  return n;
+}
+
 void Server::stop() {
   if (stopped_) return;
   stopped_ = true;

@@ -23,6 +23,7 @@ struct Options {
   std::string mode = "serve"; // serve | validate
   int concurrency = -1;       // -1: from config
   std::string log_level;      // empty: from config
+  int drain_time_s = 5;       // graceful shutdown: longest wait for in-flight requests
 };
 
 // Tern's settings as used at run time, defaults applied.
@@ -52,6 +53,10 @@ public:
   ~Server() override;
 
   void start();
+  // Graceful shutdown, before stop(): stops accepting, asks every connection to finish
+  // what it has in flight (HTTP/2 GOAWAY, HTTP/1 "connection: close") and waits until
+  // they have closed or `timeout` passed. Returns the connections still open.
+  size_t drain(std::chrono::milliseconds timeout);
   // Stops every shard and closes every connection. Idempotent.
   void stop();
 

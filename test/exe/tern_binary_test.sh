@@ -176,6 +176,97 @@ rc=$?
 PID=""
 if [[ $rc -eq 0 ]]; then ok "SIGTERM exits 0"; else fail "SIGTERM exit $rc"; fi
 
+# Graceful drain: SIGTERM with an HTTP/2 request, an HTTP/1.1 request and an idle HTTP/2
+# connection in flight. The requests finish (HTTP/1 with "connection: close"), the idle
+# HTTP/2 connection gets GOAWAY, new connections are not served, Tern exits 0.
+read -r PS PD < <(python3 -c '
+import socket
+s=[socket.socket() for _ in range(2)]
+[x.bind(("127.0.0.1",0)) for x in s]
+print(*[x.getsockname()[1] for x in s])')
+python3 - "$PS" > /dev/null 2>&1 <<'PY' &
+# An origin that answers each request after 1.5 s.
+import socket, sys, threading, time
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1]))); srv.listen(16); srv.settimeout(20)
+def serve(c):
+    buf = b""
+    while True:
+        while b"\r\n\r\n" not in buf:
+            d = c.recv(4096)
+            if not d: return
+            buf += d
+        buf = buf[buf.index(b"\r\n\r\n") + 4:]
+        time.sleep(1.5)
+        c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nslow\n")
+end = time.time() + 20
+while time.time() < end:
+    try: c, _ = srv.accept()
+    except socket.timeout: break
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+SLOW_PID=$!
+cat > "$T/drain.yaml" <<YAML
+static_resources:
+  listeners:
+  - name: front
+    address: {socket_address: {address: 127.0.0.1, port_value: $PD}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: front
+          route_config:
+            virtual_hosts: [{name: all, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: slow}}]}]
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+  clusters:
+  - name: slow
+    type: STATIC
+    load_assignment:
+      cluster_name: slow
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $PS}}}}]}]
+YAML
+"$TERN" -c "$T/drain.yaml" --concurrency 1 --drain-time-s 10 2> "$T/stderr3" > /dev/null &
+PID=$!
+for _ in $(seq 100); do grep -q "tern started" "$T/stderr3" && break; sleep 0.05; done
+curl -s --http2-prior-knowledge --max-time 10 -o "$T/h2.body" -w '%{http_code}' "http://127.0.0.1:$PD/a" > "$T/h2.code" &
+C1=$!
+curl -s --http1.1 --max-time 10 -D "$T/h1.head" -o "$T/h1.body" "http://127.0.0.1:$PD/b" &
+C2=$!
+python3 - "$PD" > "$T/goaway" <<'PY' &
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=8)
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+data = b""
+while True:
+    try: d = s.recv(65536)
+    except socket.timeout: break
+    if not d: break
+    data += d
+types, i = [], 0
+while i + 9 <= len(data):
+    n = int.from_bytes(data[i:i + 3], "big"); types.append(data[i + 3]); i += 9 + n
+print("goaway" if 7 in types else "no goaway %s" % types, "closed")
+PY
+C3=$!
+sleep 0.5
+t0=$(date +%s%N)
+kill -TERM "$PID"
+sleep 0.3
+late=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$PD/late")
+wait "$PID"; rc=$?; PID=""
+t1=$(date +%s%N)
+wait "$C1" "$C2" "$C3"
+kill "$SLOW_PID" 2>/dev/null; wait "$SLOW_PID" 2>/dev/null
+if [[ $rc -eq 0 ]]; then ok "drain: SIGTERM exits 0 after $(( (t1 - t0) / 1000000 )) ms"; else fail "drain: exit $rc"; fi
+if [[ "$(cat "$T/h2.code")" == 200 && "$(cat "$T/h2.body")" == slow ]]; then ok "drain: HTTP/2 request in flight completes"; else fail "drain: HTTP/2 in flight: $(cat "$T/h2.code") '$(cat "$T/h2.body")'"; fi
+if grep -q '^HTTP/1.1 200' "$T/h1.head" && grep -qi '^connection: close' "$T/h1.head" && [[ "$(cat "$T/h1.body")" == slow ]]; then ok "drain: HTTP/1 request in flight completes with connection: close"; else fail "drain: HTTP/1 in flight: $(tr -d '\r' < "$T/h1.head" | tr '\n' '|')"; fi
+if [[ "$(cat "$T/goaway")" == "goaway closed" ]]; then ok "drain: idle HTTP/2 connection gets GOAWAY and is closed"; else fail "drain: idle HTTP/2: $(cat "$T/goaway")"; fi
+if [[ "$late" != 200 ]]; then ok "drain: a new connection is not served ($late)"; else fail "drain: new connection served during drain"; fi
+
 # A second instance on a busy port fails with a clear error and exit 1.
 python3 -c '
 import socket,sys,time,subprocess

@@ -47,6 +47,9 @@ public:
   void onPeerClosed() override;
   // Whether the connection should close once the current response is sent.
   bool closeAfterResponse() const { return !keep_alive_; }
+  // The response in flight (or the next) says "connection: close" and the connection
+  // closes after it: graceful shutdown.
+  void disableKeepAlive() { keep_alive_ = false; }
   // Writes a minimal error response for a request the parser rejected.
   void sendProtocolError(const absl::Status& error);
   bool responseStarted() const { return response_started_; }

@@ -499,6 +499,16 @@ network::FilterStatus ConnectionManager::onNewConnection() {
   return network::FilterStatus::Continue;
 }
 
+void ConnectionManager::onDrain() {
+  if (draining_) return;
+  draining_ = true;
+  // HTTP/2: GOAWAY naming the last stream the client opened; those finish. HTTP/1: the
+  // response in flight says "connection: close".
+  if (http2_) http2_->goAway();
+  if (http1_) http1_->disableKeepAlive();
+  if (streams_.empty()) connection_->close(network::ConnectionCloseType::FlushWrite);
+}
+
 bool ConnectionManager::createCodec(buffer::Buffer& data) {
   if (!protocol_known_) {
     switch (config_->codec_type) {
@@ -603,6 +613,10 @@ void ConnectionManager::removeStream(ActiveStream& s) {
   streams_.erase(s.self_);
   // Still on the stack of a codec or filter callback: delete later.
   connection_->dispatcher().deferredDelete(std::move(owned));
+  if (streams_.empty() && draining_) {
+    connection_->close(network::ConnectionCloseType::FlushWrite);
+    return;
+  }
   if (streams_.empty()) {
     armIdleTimer();
     // Nothing half-read or queued: free the codec until the next request (as nginx frees

@@ -77,6 +77,7 @@ public:
   network::FilterStatus onNewConnection() override;
   network::FilterStatus onData(buffer::Buffer& data, bool end_stream) override;
   void initializeReadFilterCallbacks(network::ReadFilterCallbacks& cb) override;
+  void onDrain() override;
   // network::ConnectionCallbacks
   void onEvent(network::ConnectionEvent event) override;
   void onAboveWriteBufferHighWatermark() override;
@@ -101,6 +102,7 @@ private:
   http2::ServerConnection* http2_{nullptr};
   Protocol protocol_{Protocol::Http11};
   bool protocol_known_{false};
+  bool draining_{false}; // graceful shutdown: close once the streams in flight are done
   buffer::Buffer preface_; // AUTO: the first bytes, until they tell the protocol
   std::list<std::unique_ptr<ActiveStream>> streams_;
   event::TimerPtr idle_timer_;

@@ -48,6 +48,9 @@ public:
   // `data` holds everything read and not consumed; a filter drains what it takes.
   virtual FilterStatus onData(buffer::Buffer& data, bool end_stream) = 0;
   virtual void initializeReadFilterCallbacks(ReadFilterCallbacks& callbacks) = 0;
+  // The server is shutting down gracefully: finish what is in flight, take nothing new,
+  // close when done (HTTP/2 sends GOAWAY). Filters without a protocol-level way ignore it.
+  virtual void onDrain() {}
 };
 using ReadFilterSharedPtr = std::shared_ptr<ReadFilter>;
 
@@ -76,6 +79,8 @@ public:
   virtual void addConnectionCallbacks(ConnectionCallbacks& cb) = 0;
   virtual void removeConnectionCallbacks(ConnectionCallbacks& cb) = 0;
   virtual void addReadFilter(ReadFilterSharedPtr filter) = 0;
+  // Tells the read filters to drain (see ReadFilter::onDrain).
+  virtual void startDrain() {}
   virtual void addWriteFilter(WriteFilterSharedPtr filter) = 0;
   // Calls onNewConnection on each read filter; false when the chain has none.
   virtual bool initializeReadFilters() = 0;

@@ -32,6 +32,9 @@ public:
   void addConnectionCallbacks(ConnectionCallbacks& cb) override { callbacks_.push_back(&cb); }
   void removeConnectionCallbacks(ConnectionCallbacks& cb) override;
   void addReadFilter(ReadFilterSharedPtr filter) override;
+  void startDrain() override {
+    for (auto& f : read_filters_) f->onDrain();
+  }
   void addWriteFilter(WriteFilterSharedPtr filter) override { write_filters_.push_back(filter); }
   bool initializeReadFilters() override;
   void close(ConnectionCloseType type) override;
