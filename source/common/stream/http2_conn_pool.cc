@@ -368,15 +368,17 @@ Cancellable* Http2ConnPool::newStream(http::StreamDecoder& decoder, PoolCallback
     return nullptr;
   }
   if (pending_.size() >= expectedRoom()) {
-    // The connections on their way will not take this one too: another connection.
+    // The connections on their way will not take this one too: another connection. If
+    // none can be made, the request waits only for a connection of this pool to free up
+    // (a busy one, or a draining one to close).
     if (canCreateClient()) {
-      if (!createClient() && !hasUsableClient()) {
+      if (!createClient() && clients_.empty()) {
         callbacks.onPoolFailure(PoolFailureReason::ConnectionFailure, "no socket", host_);
         return nullptr;
       }
     } else {
       s.upstream_cx_overflow.inc();
-      if (!hasUsableClient()) {
+      if (clients_.empty()) {
         callbacks.onPoolFailure(PoolFailureReason::Overflow, "connection overflow", host_);
         return nullptr;
       }
@@ -421,15 +423,23 @@ void Http2ConnPool::servePending(bool may_connect) {
   }
   if (pending_.empty()) return;
   // More waiting than the connections on their way are expected to take.
+  bool overflow = false;
+  bool no_socket = false;
   while (may_connect && pending_.size() > expectedRoom()) {
     if (!canCreateClient()) {
       cluster_.stats().upstream_cx_overflow.inc();
+      overflow = true;
       break;
     }
-    if (!createClient()) break;
+    if (!createClient()) {
+      no_socket = true;
+      break;
+    }
   }
-  if (!pending_.empty() && !hasUsableClient()) {
-    failPending(PoolFailureReason::Overflow, "connection overflow");
+  // Nothing of this pool will ever free up for them.
+  if (clients_.empty() && (overflow || no_socket)) {
+    failPending(overflow ? PoolFailureReason::Overflow : PoolFailureReason::ConnectionFailure,
+                overflow ? "connection overflow" : "no socket");
   }
 }
 
