@@ -4,6 +4,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "source/common/common/logger.h"
 
 namespace tern {
@@ -54,6 +56,29 @@ bool isHopByHop(absl::string_view name) {
   case 16: return name == "proxy-connection";
   case 17: return name == "transfer-encoding";
   default: return false;
+  }
+}
+
+// An "Upgrade: h2c" not taken: without its fields the request is a plain HTTP/1.1 one, which
+// nothing later mistakes for an upgrade or forwards as one (Envoy drops them the same way).
+void dropH2cUpgrade(http::HeaderMap& headers) {
+  headers.remove("upgrade");
+  headers.remove("http2-settings");
+  const absl::string_view* connection = headers.get("connection");
+  if (connection == nullptr) return;
+  std::string kept;
+  for (absl::string_view token : absl::StrSplit(*connection, ',')) {
+    token = absl::StripAsciiWhitespace(token);
+    if (token.empty() || absl::EqualsIgnoreCase(token, "upgrade") ||
+        absl::EqualsIgnoreCase(token, "http2-settings")) {
+      continue;
+    }
+    absl::StrAppend(&kept, kept.empty() ? "" : ", ", token);
+  }
+  if (kept.empty()) {
+    headers.remove("connection");
+  } else {
+    headers.set("connection", kept);
   }
 }
 
@@ -223,8 +248,11 @@ ServerConnection::ServerConnection(network::Connection& connection,
 ServerConnection::~ServerConnection() = default;
 
 absl::Status ServerConnection::dispatch(buffer::Buffer& data) {
+  dispatching_ = true;
   absl::Status st = dispatchInput(data);
+  dispatching_ = false;
   if (!st.ok()) return st;
+  if (h2c_request_) return absl::OkStatus(); // the owner takes the connection over
   // Pipelined requests wait behind the current one: stop reading if too many queue up.
   if (parser_.paused() && input_.length() > 64 * 1024 && !input_blocked_) {
     input_blocked_ = true;
@@ -257,6 +285,14 @@ void ServerConnection::sendProtocolError(const absl::Status& error) {
 
 absl::Status ServerConnection::onHeaders(http::HeaderMapPtr headers, const MessageInfo& info,
                                          bool end_stream) {
+  if (info.h2c_upgrade && h2c_allowed_ && dispatching_) {
+    // Held for the owner, which switches once dispatch() returns. A pipelined request
+    // parsed later, from the resume timer, has no owner waiting: HTTP/1.1 it is.
+    h2c_request_ = std::move(headers);
+    parser_.pause();
+    return absl::OkStatus();
+  }
+  if (info.h2c) dropH2cUpgrade(*headers);
   protocol_ = info.protocol;
   keep_alive_ = info.keep_alive;
   // Known before the stream runs: a local reply may complete the response inside the
@@ -293,6 +329,14 @@ void ServerConnection::onMessageComplete() {
   request_complete_ = true;
   // Hold back the next pipelined request until this response is out.
   if (!response_complete_) parser_.pause();
+}
+
+http::HeaderMapPtr ServerConnection::acceptH2cUpgrade(buffer::Buffer& rest) {
+  buffer::Buffer out(&connection_.dispatcher().blockPool());
+  out.add("HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n");
+  connection_.write(out, false);
+  rest.move(input_);
+  return std::move(h2c_request_);
 }
 
 bool ServerConnection::idle() const {
@@ -352,27 +396,42 @@ public:
 
   void encodeHeaders(const http::HeaderMap& headers, bool end_stream) override {
     ClientConnection& p = parent_;
-    absl::string_view method = headers.method();
+    // One pass for what the request line and framing need (instead of a lookup each).
+    absl::string_view method, path, authority;
+    bool upgrade = false, has_connection = false, has_content_length = false;
+    for (const auto& [name, value] : headers.entries()) {
+      switch (name.size()) {
+      case 5: if (name == ":path") path = value; break;
+      case 7:
+        if (name == ":method") method = value;
+        else if (name == "upgrade") upgrade = true;
+        break;
+      case 10:
+        if (name == ":authority") authority = value;
+        else if (name == "connection") has_connection = true;
+        break;
+      case 14: if (name == "content-length") has_content_length = true; break;
+      default: break;
+      }
+    }
     buffer::Buffer out(&p.connection_.dispatcher().blockPool());
     p.connect_ = method == "CONNECT";
-    absl::string_view target = p.connect_ ? headers.host() : headers.path();
     out.add(method);
     out.add(" ", 1);
-    out.add(target);
+    out.add(p.connect_ ? authority : path);
     out.add(" HTTP/1.1\r\nhost: ", 17);
     // HTTP/1.1 requires Host: a request that arrived without one (HTTP/1.0) names the
     // upstream it is sent to.
-    if (headers.host().empty()) {
+    if (authority.empty()) {
       out.add(p.connection_.remoteAddress().toString());
     } else {
-      out.add(headers.host());
+      out.add(authority);
     }
     out.add("\r\n", 2);
-    bool upgrade = headers.has("upgrade");
     p.encodeFields(headers, out, !upgrade);
-    if (upgrade && !headers.has("connection")) out.add("connection: upgrade\r\n");
+    if (upgrade && !has_connection) out.add("connection: upgrade\r\n");
     chunked_ = false;
-    if (!headers.has("content-length") && !upgrade && !p.connect_) {
+    if (!has_content_length && !upgrade && !p.connect_) {
       if (end_stream) {
         if (method == "POST" || method == "PUT" || method == "PATCH") out.add("content-length: 0\r\n");
       } else {
