@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""HTTP/1.1 clients and parsers for tools/bench http (stdlib only, loopback only).
+"""HTTP/1.1 clients and load-generator output parsers for tools/bench http and h2
+(stdlib only, loopback only).
 
   http_clients.py keepalive --port P --requests N [--timeout S]
       N sequential GET / requests on one keep-alive connection (reconnecting only if the
@@ -15,6 +16,10 @@
       SIGTERM.
   http_clients.py wrk-parse FILE
       From `wrk --latency` output: `rps p50_us p99_us requests non2xx socket_errors`.
+  http_clients.py h2load-parse FILE
+      From h2load output: `rps succeeded done failed errored timeout non2xx mean_us
+      max_us sd_us` (the "time for request" line: h2load 1.52 prints min, max, mean and
+      sd, no percentiles).
 """
 import argparse
 import errno
@@ -273,6 +278,24 @@ def wrk_parse(path):
           f"{non2xx.group(1) if non2xx else 0} {errs}")
 
 
+def h2load_parse(path):
+    text = open(path).read()
+    fin = re.search(r"^finished in \S+, ([\d.]+) req/s", text, re.M)
+    req = re.search(r"^requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                    r"(\d+) failed, (\d+) errored, (\d+) timeout", text, re.M)
+    codes = re.search(r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text, re.M)
+    lat = re.search(r"^time for request:\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", text, re.M)
+    if not fin or not req or not codes or not lat:
+        sys.exit(f"h2load-parse: no result in {path}")
+    _total, _started, done, ok, failed, errored, timeout = req.groups()
+    if int(ok) == 0:
+        sys.exit(f"h2load-parse: no successful request in {path}")
+    non2xx = sum(int(x) for x in codes.groups()[1:])
+    _lo, hi, mean, sd = (to_us(x) for x in lat.groups())
+    print(f"{float(fin.group(1)):.0f} {ok} {done} {failed} {errored} {timeout} {non2xx} "
+          f"{mean:.1f} {hi:.1f} {sd:.1f}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -293,12 +316,17 @@ def main():
                     help="exit after holding this long")
     pw = sub.add_parser("wrk-parse")
     pw.add_argument("file")
+    ph = sub.add_parser("h2load-parse")
+    ph.add_argument("file")
     args = p.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if args.cmd == "keepalive":
         return keepalive(args)
     if args.cmd == "idle":
         return idle(args)
+    if args.cmd == "h2load-parse":
+        h2load_parse(args.file)
+        return 0
     wrk_parse(args.file)
     return 0
 

@@ -239,3 +239,192 @@ proc_cpu_ticks() {
 }
 
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+
+# ---------------------------------------------------------------------------------------
+# Shared by the HTTP suites (http, h2): origin, anomalies, Tern binary, quiet measurement.
+
+CLK_TCK=$(getconf CLK_TCK)
+BENCH_ISSUES=()                           # anomalies seen (non-2xx, errors, crashes)
+QUIET_WAIT=${BENCH_QUIET_WAIT:-120}       # max seconds to wait for other load to stop
+NOISY_CORES=0.25                          # other load (cores) that makes a run noisy
+NOISY_RETRIES=${BENCH_NOISY_RETRIES:-2}   # extra attempts at a noisy run
+QUIET_BUDGET=${BENCH_QUIET_BUDGET:-900}   # total seconds the two above may add to a run
+QUIET_END=0                               # SECONDS value when that budget runs out; a
+                                          # suite sets it (quiet_budget_start) before measuring
+
+# issue TEXT: records an anomaly; report_issues lists them all at the end of the run.
+issue() { BENCH_ISSUES+=("$*"); log "warning: $*"; }
+report_issues() {
+  ((${#BENCH_ISSUES[@]})) || return 0
+  local k
+  log "anomalies seen during the run:"
+  for k in "${BENCH_ISSUES[@]}"; do log "  - $k"; done
+}
+
+# proxy_label KEY: the proxy's name (with version) for the table. The tcp suite has its own.
+proxy_label() {
+  case "$1" in
+    tern) echo "Tern (worker_loops)" ;;
+    tern-raw) echo "Tern (raw_epoll)" ;;
+    nginx) echo "nginx $(nginx -v 2>&1 | sed 's|.*nginx/||')" ;;
+    haproxy) echo "HAProxy $(haproxy -v | head -1 | awk '{print $3}' | sed 's/-.*//')" ;;
+    direct) echo "direct to origin (no proxy)" ;;
+  esac
+}
+
+# median DIGITS "V1 V2 ...": the median of the space-separated values, rounded.
+median() { python3 -c "import statistics,sys; print(round(statistics.median([float(x) for x in sys.argv[2].split()]), int(sys.argv[1])))" "$1" "$2"; }
+
+# max_of "V1 V2 ...": the largest value.
+max_of() { echo "$1" | tr ' ' '\n' | sed '/^$/d' | sort -g | tail -1; }
+
+# us_per_req TICKS N: CPU microseconds per request, from clock ticks over N requests.
+us_per_req() {
+  awk -v t="$1" -v hz="$CLK_TCK" -v n="$2" 'BEGIN {printf "%.2f", t / hz / (n > 0 ? n : 1) * 1e6}'
+}
+
+# alive TPID NAME: records an issue when a process the harness started has died.
+alive() {
+  kill -0 "$1" 2>/dev/null && return 0
+  issue "$2 exited unexpectedly; log tail: $(tail -n 5 "$WORK/$2.log" 2>/dev/null | tr '\n' ' ')"
+  return 1
+}
+
+# start_origin: the origin, nginx with 1 worker on the load core answering a 6-byte 200
+# on an HTTP/1.1 listener (ORIGIN_PORT) and an h2c one (ORIGIN_H2_PORT). Sets those and
+# ORIGIN_PID, ORIGIN_TPID.
+start_origin() {
+  local nofile dir conf
+  nofile=$(ulimit -n)
+  alloc_port ORIGIN_PORT
+  alloc_port ORIGIN_H2_PORT
+  dir="$WORK/origin-$ORIGIN_PORT"
+  mkdir -p "$dir"
+  conf="$dir/nginx.conf"
+  render_template "$BENCH_D/nginx-http-origin.conf.in" "$conf" \
+    DIR="$dir" NOFILE="$nofile" WORKER_CONNECTIONS="$((nofile - 50))" PORT="$ORIGIN_PORT" \
+    H2_PORT="$ORIGIN_H2_PORT"
+  bg_start "origin-$ORIGIN_PORT" "$LOAD_CORE" nginx -p "$dir" -e "$dir/error.log" -c "$conf"
+  ORIGIN_PID=$BG_PID
+  ORIGIN_TPID=$BG_TPID
+  wait_listen "$ORIGIN_PORT" "$ORIGIN_PID" "origin-$ORIGIN_PORT"
+  wait_listen "$ORIGIN_H2_PORT" "$ORIGIN_PID" "origin-$ORIGIN_PORT"
+}
+
+# prepare_tern: ensure_tern, refuse a sanitizer build, switch TERN_BIN to a private copy
+# in WORK, and set TERN_DESC (commit and build time, for the docs).
+prepare_tern() {
+  ensure_tern
+  # bazel-bin follows the last build's configuration: after someone's --config=asan it
+  # is a sanitizer build, several times slower (bazel-out/k8-opt/bin has the opt one).
+  if ldd "$TERN_BIN" 2>/dev/null | grep -qE 'lib(asan|tsan|ubsan|msan)'; then
+    die "TERN_BIN=$TERN_BIN is a sanitizer build; benchmark an opt build (bazel-out/k8-opt/bin/source/exe/tern)"
+  fi
+  # Run a private copy: a concurrent `bazel build` replaces bazel-bin mid-run.
+  cp -p "$TERN_BIN" "$WORK/tern" || die "cannot copy $TERN_BIN"
+  TERN_BIN="$WORK/tern"
+  TERN_DESC="Tern from commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  if [[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no -- source extensions 2>/dev/null)" ]]; then
+    TERN_DESC+=" with uncommitted changes"
+  fi
+  TERN_DESC+=", binary built $(date -u -r "$WORK/tern" '+%Y-%m-%d %H:%M UTC')."
+}
+
+# tern_validate CONF: `tern --mode validate`; dies with Tern's message on a bad config.
+tern_validate() {
+  local out
+  out=$("$TERN_BIN" --mode validate -c "$1" 2>&1) || die "Tern rejects $1: $out"
+}
+
+# bench_env_desc VAR...: sets BENCH_ENV_DESC to the VAR=value words of those that are
+# set, for the command line shown in the docs.
+bench_env_desc() {
+  local v d=""
+  for v in "$@"; do [[ -n "${!v:-}" ]] && d+="$v=${!v} "; done
+  BENCH_ENV_DESC=${d% }
+}
+
+# busy_ticks: non-idle clock ticks of the whole machine, all cores (/proc/stat).
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
+
+# children_ticks FILE: CPU ticks of this shell's waited-for children, from `times`
+# output saved in FILE. `times` itself must run in this shell (`times >FILE`): inside
+# $(...) it would report that subshell's children only, i.e. none.
+children_ticks() {
+  awk -v hz="$CLK_TCK" 'NR == 2 {
+      t = 0
+      for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
+      printf "%d\n", t * hz }' "$1"
+}
+
+quiet_budget_start() { QUIET_END=$((SECONDS + QUIET_BUDGET)); }
+
+# wait_quiet: before a measured run, waits (up to QUIET_WAIT s) until the rest of the
+# machine uses under 0.15 core; builds by other users on a 2-core VM halve every figure.
+wait_quiet() {
+  local t0=$SECONDS b0 b1 busy said=0
+  while :; do
+    if ((SECONDS >= QUIET_END)); then
+      ((said)) && issue "quiet-wait budget (${QUIET_BUDGET}s) used up; measuring anyway"
+      return 0
+    fi
+    b0=$(busy_ticks); sleep 1; b1=$(busy_ticks)
+    busy=$(awk -v d=$((b1 - b0)) -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", d / hz}')
+    awk -v b="$busy" 'BEGIN {exit !(b < 0.15)}' && return 0
+    if ((SECONDS - t0 >= QUIET_WAIT)); then
+      issue "other processes kept $busy cores busy for ${QUIET_WAIT}s; measuring anyway"
+      return 0
+    fi
+    ((said)) || log "waiting for other load to stop ($busy cores busy; up to ${QUIET_WAIT}s)"
+    said=1
+  done
+}
+
+# load_run NAME PROXY_PID SECS CMD...: runs the load generator CMD (in the foreground,
+# on the load core, killed after SECS), output in $WORK/NAME.txt. Sets RUN_OUT (that
+# file), RUN_PROXY_TICKS (CPU ticks of PROXY_PID and its children during the run; 0 when
+# PROXY_PID is empty) and RUN_FOREIGN (cores used during the run by processes other than
+# CMD, the origin and the proxy: noise).
+load_run() {
+  local name=$1 ppid=$2 secs=$3 p0=0 p1=0 o0 o1 w0 w1 b0 b1 t0 t1
+  shift 3
+  RUN_OUT="$WORK/$name.txt"
+  [[ -n "$ppid" ]] && p0=$(proc_cpu_ticks "$ppid")
+  o0=$(proc_cpu_ticks "$ORIGIN_PID")
+  times >"$WORK/times0.txt"
+  b0=$(busy_ticks)
+  t0=$(date +%s.%N)
+  timeout -k 5 "$secs" taskset -c "$LOAD_CORE" "$@" >"$RUN_OUT" 2>&1 || true
+  t1=$(date +%s.%N)
+  b1=$(busy_ticks)
+  times >"$WORK/times1.txt"
+  w0=$(children_ticks "$WORK/times0.txt")
+  w1=$(children_ticks "$WORK/times1.txt")
+  o1=$(proc_cpu_ticks "$ORIGIN_PID")
+  [[ -n "$ppid" ]] && p1=$(proc_cpu_ticks "$ppid")
+  RUN_PROXY_TICKS=$((p1 - p0))
+  RUN_FOREIGN=$(awk -v o=$((b1 - b0 - (p1 - p0) - (o1 - o0) - (w1 - w0))) -v hz="$CLK_TCK" \
+    -v t0="$t0" -v t1="$t1" 'BEGIN {f = o / hz / (t1 - t0); printf "%.2f", f < 0 ? 0 : f}')
+}
+
+# quiet_run NAME FN ARGS...: one measured run, `FN NAME-aN ARGS...` after wait_quiet. FN
+# calls load_run and sets RUN_VALS (its parsed figures; empty when the run failed). A run
+# during which other processes used over NOISY_CORES is repeated (at most NOISY_RETRIES
+# times, while the quiet budget lasts); the least disturbed attempt's RUN_VALS, RUN_OUT,
+# RUN_PROXY_TICKS and RUN_FOREIGN are kept.
+quiet_run() {
+  local name=$1 fn=$2 a best_f="" best_vals="" best_out="" best_ticks=0
+  shift 2
+  for ((a = 0; a <= NOISY_RETRIES; a++)); do
+    wait_quiet
+    "$fn" "$name-a$a" "$@"
+    if [[ -z "$best_f" ]] || awk -v f="$RUN_FOREIGN" -v b="$best_f" 'BEGIN {exit !(f < b)}'; then
+      best_f=$RUN_FOREIGN best_vals=$RUN_VALS best_out=$RUN_OUT best_ticks=$RUN_PROXY_TICKS
+    fi
+    [[ -z "$RUN_VALS" ]] && break
+    awk -v f="$RUN_FOREIGN" -v t="$NOISY_CORES" 'BEGIN {exit !(f > t)}' || break
+    ((SECONDS < QUIET_END)) || break
+    ((a < NOISY_RETRIES)) && log "$name: noisy run; repeating it"
+  done
+  RUN_FOREIGN=$best_f RUN_VALS=$best_vals RUN_OUT=$best_out RUN_PROXY_TICKS=$best_ticks
+}

@@ -14,13 +14,7 @@ CG_REQUESTS=${BENCH_CG_REQUESTS:-2000}    # extra requests in the measured sessi
 CG_WAIT=${BENCH_CG_WAIT:-120}             # seconds for a proxy under valgrind to start/stop
 IDLE_CONNS=${BENCH_IDLE_CONNS:-5000}
 IDLE_DEADLINE=${BENCH_IDLE_DEADLINE:-60}  # seconds to open and use all idle connections
-QUIET_WAIT=${BENCH_QUIET_WAIT:-120}       # max seconds to wait for other load to stop
-NOISY_CORES=0.25                          # other load (cores) that makes a wrk run noisy
-NOISY_RETRIES=${BENCH_NOISY_RETRIES:-2}   # extra attempts at a noisy wrk run
-QUIET_BUDGET=${BENCH_QUIET_BUDGET:-900}   # total seconds the two above may add to a run
-QUIET_END=0                               # SECONDS value when that budget runs out
-HTTP_ISSUES=()                            # anomalies seen (non-2xx, errors, crashes)
-CLK_TCK=$(getconf CLK_TCK)
+# QUIET_WAIT, NOISY_CORES, NOISY_RETRIES, QUIET_BUDGET: lib.sh (shared with the h2 suite).
 # Its own port range (unless BENCH_PORT_BASE is set), apart from the tcp suite's 19000+,
 # in case two engineers run suites at once.
 [[ -n "${BENCH_PORT_BASE:-}" ]] || NEXT_PORT=19500
@@ -73,48 +67,8 @@ suite_option() {
   return 0
 }
 
-issue() { HTTP_ISSUES+=("$*"); log "warning: $*"; }
-
-# ---------------------------------------------------------------------------------------
-# Helpers (the tcp suite has the same ones; each suite is sourced on its own).
-
-proxy_label() {
-  case "$1" in
-    tern) echo "Tern (worker_loops)" ;;
-    tern-raw) echo "Tern (raw_epoll)" ;;
-    nginx) echo "nginx $(nginx -v 2>&1 | sed 's|.*nginx/||')" ;;
-    haproxy) echo "HAProxy $(haproxy -v | head -1 | awk '{print $3}' | sed 's/-.*//')" ;;
-    direct) echo "direct to origin (no proxy)" ;;
-  esac
-}
-
-# median DIGITS "V1 V2 ...": the median of the space-separated values, rounded.
-median() { python3 -c "import statistics,sys; print(round(statistics.median([float(x) for x in sys.argv[2].split()]), int(sys.argv[1])))" "$1" "$2"; }
-
-# alive TPID NAME: records an issue when a process the harness started has died.
-alive() {
-  kill -0 "$1" 2>/dev/null && return 0
-  issue "$2 exited unexpectedly; log tail: $(tail -n 5 "$WORK/$2.log" 2>/dev/null | tr '\n' ' ')"
-  return 1
-}
-
-# ---------------------------------------------------------------------------------------
-# Origin: nginx, 1 worker on the load core. Sets ORIGIN_PORT, ORIGIN_PID, ORIGIN_TPID.
-
-start_origin() {
-  local nofile dir conf
-  nofile=$(ulimit -n)
-  alloc_port ORIGIN_PORT
-  dir="$WORK/origin-$ORIGIN_PORT"
-  mkdir -p "$dir"
-  conf="$dir/nginx.conf"
-  render_template "$BENCH_D/nginx-http-origin.conf.in" "$conf" \
-    DIR="$dir" NOFILE="$nofile" WORKER_CONNECTIONS="$((nofile - 50))" PORT="$ORIGIN_PORT"
-  bg_start "origin-$ORIGIN_PORT" "$LOAD_CORE" nginx -p "$dir" -e "$dir/error.log" -c "$conf"
-  ORIGIN_PID=$BG_PID
-  ORIGIN_TPID=$BG_TPID
-  wait_listen "$ORIGIN_PORT" "$ORIGIN_PID" "origin-$ORIGIN_PORT"
-}
+# proxy_label, median, alive, issue, start_origin, prepare_tern, wait_quiet, load_run
+# and quiet_run are in lib.sh (shared with the h2 suite).
 
 # ---------------------------------------------------------------------------------------
 # Proxies. start_proxy KEY ORIGIN_PORT [CALLGRIND_OUT] starts a fresh instance (under
@@ -192,67 +146,15 @@ stop_wait() {
 # ---------------------------------------------------------------------------------------
 # wrk: requests/s, latency, proxy CPU per request.
 
-# busy_ticks: non-idle clock ticks of the whole machine, all cores (/proc/stat).
-busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
-
-# children_ticks FILE: CPU ticks of this shell's waited-for children, from `times`
-# output saved in FILE. `times` itself must run in this shell (`times >FILE`): inside
-# $(...) it would report that subshell's children only, i.e. none.
-children_ticks() {
-  awk -v hz="$CLK_TCK" 'NR == 2 {
-      t = 0
-      for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
-      printf "%d\n", t * hz }' "$1"
-}
-
-# wait_quiet: before a measured run, waits (up to QUIET_WAIT s) until the rest of the
-# machine uses under 0.15 core; builds by other users on a 2-core VM halve every figure.
-wait_quiet() {
-  local t0=$SECONDS b0 b1 busy said=0
-  while :; do
-    if ((SECONDS >= QUIET_END)); then
-      ((said)) && issue "quiet-wait budget (${QUIET_BUDGET}s) used up; measuring anyway"
-      return 0
-    fi
-    b0=$(busy_ticks); sleep 1; b1=$(busy_ticks)
-    busy=$(awk -v d=$((b1 - b0)) -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", d / hz}')
-    awk -v b="$busy" 'BEGIN {exit !(b < 0.15)}' && return 0
-    if ((SECONDS - t0 >= QUIET_WAIT)); then
-      issue "other processes kept $busy cores busy for ${QUIET_WAIT}s; measuring anyway"
-      return 0
-    fi
-    ((said)) || log "waiting for other load to stop ($busy cores busy; up to ${QUIET_WAIT}s)"
-    said=1
-  done
-}
-
-# wrk_once NAME PORT [PROXY_PID]: one wrk run on the load core. Sets WRK_OUT (file),
-# WRK_VALS ("rps p50_us p99_us requests non2xx socket_errors", empty on failure),
-# WRK_PROXY_TICKS (CPU ticks of the proxy during the run) and WRK_FOREIGN (cores used
-# by processes other than wrk, the origin and the proxy during the run: noise).
+# wrk_once NAME PORT [PROXY_PID]: one wrk run on the load core (load_run). Sets RUN_OUT,
+# RUN_PROXY_TICKS, RUN_FOREIGN and RUN_VALS ("rps p50_us p99_us requests non2xx
+# socket_errors", empty on failure).
 wrk_once() {
-  local name=$1 port=$2 ppid=${3:-} p0=0 p1=0 o0 o1 w0 w1 b0 b1 t0 t1
-  WRK_OUT="$WORK/wrk-$name.txt"
-  WRK_VALS=""
-  [[ -n "$ppid" ]] && p0=$(proc_cpu_ticks "$ppid")
-  o0=$(proc_cpu_ticks "$ORIGIN_PID")
-  times >"$WORK/times0.txt"
-  b0=$(busy_ticks)
-  t0=$(date +%s.%N)
-  timeout -k 5 $((WRK_TIME + 30)) taskset -c "$LOAD_CORE" \
-    wrk -t1 -c"$WRK_CONNS" -d"${WRK_TIME}s" --timeout 5s --latency \
-    "http://127.0.0.1:$port/" >"$WRK_OUT" 2>&1 || true
-  t1=$(date +%s.%N)
-  b1=$(busy_ticks)
-  times >"$WORK/times1.txt"
-  w0=$(children_ticks "$WORK/times0.txt")
-  w1=$(children_ticks "$WORK/times1.txt")
-  o1=$(proc_cpu_ticks "$ORIGIN_PID")
-  [[ -n "$ppid" ]] && p1=$(proc_cpu_ticks "$ppid")
-  WRK_PROXY_TICKS=$((p1 - p0))
-  WRK_FOREIGN=$(awk -v o=$((b1 - b0 - (p1 - p0) - (o1 - o0) - (w1 - w0))) -v hz="$CLK_TCK" \
-    -v t0="$t0" -v t1="$t1" 'BEGIN {f = o / hz / (t1 - t0); printf "%.2f", f < 0 ? 0 : f}')
-  WRK_VALS=$(python3 "$BENCH_D/http_clients.py" wrk-parse "$WRK_OUT" 2>/dev/null) || WRK_VALS=""
+  local name=$1 port=$2 ppid=${3:-}
+  load_run "wrk-$name" "$ppid" $((WRK_TIME + 30)) \
+    wrk -t1 -c"$WRK_CONNS" -d"${WRK_TIME}s" --timeout 5s --latency "http://127.0.0.1:$port/"
+  RUN_VALS=$(python3 "$BENCH_D/http_clients.py" wrk-parse "$RUN_OUT" 2>/dev/null) || RUN_VALS=""
+  log "wrk: $name: $(awk '/Requests\/sec/ {print $2}' "$RUN_OUT") req/s; other processes used $RUN_FOREIGN cores"
 }
 
 # Like the tcp suite: every proxy once per round, HTTP_ROUNDS rounds, medians reported;
@@ -260,7 +162,7 @@ wrk_once() {
 test_wrk() {
   local keys=$1 key r
   local -A target tpid mpid rps p50 p99 cpu bad foreign
-  QUIET_END=$((SECONDS + QUIET_BUDGET))
+  quiet_budget_start
   start_origin
   local otpid=$ORIGIN_TPID
   target[direct]=$ORIGIN_PORT
@@ -281,39 +183,24 @@ test_wrk() {
     for key in direct $keys; do
       log "wrk: $key, -c$WRK_CONNS ${WRK_TIME}s, round $r/$HTTP_ROUNDS"
       local v_rps v_p50 v_p99 v_n v_non2xx v_err
-      # A run during which other processes took more than NOISY_CORES is repeated (at
-      # most NOISY_RETRIES times); the least disturbed attempt counts.
-      local a best_f="" best_vals="" best_out="" best_ticks=0
-      for ((a = 0; a <= NOISY_RETRIES; a++)); do
-        wait_quiet
-        wrk_once "$key-r$r-a$a" "${target[$key]}" "${mpid[$key]:-}"
-        log "wrk: $key: $(awk '/Requests\/sec/ {print $2}' "$WRK_OUT") req/s; other processes used $WRK_FOREIGN cores"
-        if [[ -z "$best_f" ]] || awk -v f="$WRK_FOREIGN" -v b="$best_f" 'BEGIN {exit !(f < b)}'; then
-          best_f=$WRK_FOREIGN best_vals=$WRK_VALS best_out=$WRK_OUT best_ticks=$WRK_PROXY_TICKS
-        fi
-        [[ -z "$WRK_VALS" ]] && break
-        awk -v f="$WRK_FOREIGN" -v t="$NOISY_CORES" 'BEGIN {exit !(f > t)}' || break
-        ((SECONDS < QUIET_END)) || break
-        ((a < NOISY_RETRIES)) && log "wrk: $key: noisy run; repeating it"
-      done
-      WRK_FOREIGN=$best_f WRK_VALS=$best_vals WRK_OUT=$best_out WRK_PROXY_TICKS=$best_ticks
-      foreign[$key]+="$WRK_FOREIGN "
-      if [[ -z "$WRK_VALS" ]]; then
-        issue "wrk via $key round $r produced no result: $(head -c 300 "$WRK_OUT" | tr '\n' ' ')"
-        [[ $key != direct ]] && alive "${tpid[$key]}" "$key-${target[$key]}"
+      # Repeated when other processes took more than NOISY_CORES (lib.sh: quiet_run).
+      quiet_run "$key-r$r" wrk_once "${target[$key]}" "${mpid[$key]:-}"
+      foreign[$key]+="$RUN_FOREIGN "
+      if [[ -z "$RUN_VALS" ]]; then
+        issue "wrk via $key round $r produced no result: $(head -c 300 "$RUN_OUT" | tr '\n' ' ')"
+        [[ $key != direct ]] && { alive "${tpid[$key]}" "$key-${target[$key]}" || true; }
         continue
       fi
-      read -r v_rps v_p50 v_p99 v_n v_non2xx v_err <<<"$WRK_VALS"
+      read -r v_rps v_p50 v_p99 v_n v_non2xx v_err <<<"$RUN_VALS"
       rps[$key]+="$v_rps "
       p50[$key]+="$v_p50 "
       p99[$key]+="$v_p99 "
       if [[ $key != direct ]]; then
-        cpu[$key]+="$(awk -v t="$WRK_PROXY_TICKS" -v hz="$CLK_TCK" -v n="$v_n" \
-          'BEGIN {printf "%.2f", t / hz / (n > 0 ? n : 1) * 1e6}') "
+        cpu[$key]+="$(us_per_req "$RUN_PROXY_TICKS" "$v_n") "
       fi
       if ((v_non2xx > 0 || v_err > 0)); then
         bad[$key]+="round $r: $v_non2xx non-2xx, $v_err socket errors of $v_n; "
-        issue "wrk via $key round $r: $v_non2xx non-2xx responses, $v_err socket errors, $v_n requests ($WRK_OUT)"
+        issue "wrk via $key round $r: $v_non2xx non-2xx responses, $v_err socket errors, $v_n requests ($RUN_OUT)"
       fi
     done
   done
@@ -323,7 +210,7 @@ test_wrk() {
       continue
     }
     local note="median of ${HTTP_ROUNDS} interleaved runs: ${rps[$key]% }"
-    note+="; other load $(echo "${foreign[$key]}" | tr ' ' '\n' | sort -n | tail -1) cores max"
+    note+="; other load $(max_of "${foreign[$key]}") cores max"
     [[ -n "${bad[$key]:-}" ]] && note+="; ERRORS ${bad[$key]% ; }"
     result "HTTP requests/s (wrk -c$WRK_CONNS)" "$key" "$(proxy_label "$key")" \
       "$(median 0 "${rps[$key]}")" "req/s" higher "$note"
@@ -484,28 +371,11 @@ suite_run() {
   fi
   local tern_desc=""
   if [[ " $keys" == *" tern"* ]]; then
-    ensure_tern
-    # bazel-bin follows the last build's configuration: after someone's --config=asan it
-    # is a sanitizer build, several times slower (bazel-out/k8-opt/bin has the opt one).
-    if ldd "$TERN_BIN" 2>/dev/null | grep -qE 'lib(asan|tsan|ubsan|msan)'; then
-      die "TERN_BIN=$TERN_BIN is a sanitizer build; benchmark an opt build (bazel-out/k8-opt/bin/source/exe/tern)"
-    fi
-    # Run a private copy: a concurrent `bazel build` replaces bazel-bin mid-run.
-    cp -p "$TERN_BIN" "$WORK/tern" || die "cannot copy $TERN_BIN"
-    TERN_BIN="$WORK/tern"
-    tern_desc=" Tern from commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-    if [[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no -- source extensions 2>/dev/null)" ]]; then
-      tern_desc+=" with uncommitted changes"
-    fi
-    tern_desc+=", binary built $(date -u -r "$WORK/tern" '+%Y-%m-%d %H:%M UTC')."
+    prepare_tern
+    tern_desc=" $TERN_DESC"
   fi
 
-  local env_desc=""
-  [[ -n "${BENCH_WRK_TIME:-}" ]] && env_desc+="BENCH_WRK_TIME=$BENCH_WRK_TIME "
-  [[ -n "${BENCH_ROUNDS:-}" ]] && env_desc+="BENCH_ROUNDS=$BENCH_ROUNDS "
-  [[ -n "${BENCH_IDLE_CONNS:-}" ]] && env_desc+="BENCH_IDLE_CONNS=$BENCH_IDLE_CONNS "
-  [[ -n "${BENCH_WRK_CONNS:-}" ]] && env_desc+="BENCH_WRK_CONNS=$BENCH_WRK_CONNS "
-  BENCH_ENV_DESC=${env_desc% }
+  bench_env_desc BENCH_WRK_TIME BENCH_ROUNDS BENCH_IDLE_CONNS BENCH_WRK_CONNS
   SUITE_NOTES="- Proxies pinned to core 0 with one worker (Tern \`--concurrency 1\` with http_connection_manager + router, nginx \`worker_processes 1\` with \`proxy_pass\` to an upstream with \`keepalive 64\`, HAProxy \`nbthread 1\`, \`mode http\`, \`http-reuse always\`); the origin (nginx, 1 worker, \`return 200 \"hello\\n\"\`) and the load generators pinned to core 1. Keep-alive everywhere, no access logs.$tern_desc"
   if [[ ",$HTTP_TESTS," == *,wrk,* ]]; then
     SUITE_NOTES+="
@@ -528,9 +398,6 @@ suite_run() {
       idle) test_idle "$keys" ;;
     esac
   done
-  if ((${#HTTP_ISSUES[@]})); then
-    log "anomalies seen during the run:"
-    for k in "${HTTP_ISSUES[@]}"; do log "  - $k"; done
-  fi
+  report_issues
   publish http "L7: HTTP/1.1 proxy"
 }
