@@ -1,5 +1,8 @@
 #pragma once
 
+#include <list>
+#include <memory>
+
 #include "source/common/http/codec.h"
 #include "source/common/upstream/cluster_manager.h"
 
@@ -23,6 +26,48 @@ class Cancellable {
 public:
   virtual ~Cancellable() = default;
   virtual void cancel() = 0;
+};
+
+// Requests waiting for a connection, in arrival order, counted in the cluster's
+// upstream_rq_pending_* stats. Shared by the HTTP/1 and HTTP/2 pools.
+class PendingRequests {
+public:
+  struct Request {
+    http::StreamDecoder& decoder;
+    PoolCallbacks& callbacks;
+  };
+
+  explicit PendingRequests(upstream::Cluster& cluster) : cluster_(cluster) {}
+  ~PendingRequests() { cluster_.stats().upstream_rq_pending_active.sub(queue_.size()); }
+
+  // Whether the cluster's max_pending_requests allows another (counts the overflow if not).
+  bool admit() {
+    auto& s = cluster_.stats();
+    if (s.upstream_rq_pending_active.value() < static_cast<int64_t>(cluster_.maxPendingRequests())) {
+      return true;
+    }
+    s.upstream_rq_pending_overflow.inc();
+    return false;
+  }
+  Cancellable* push(http::StreamDecoder& decoder, PoolCallbacks& callbacks);
+  // The oldest request (the queue must not be empty).
+  Request pop();
+  // Fails every waiting request.
+  void failAll(PoolFailureReason reason, const char* details, const upstream::HostSharedPtr& host);
+  bool empty() const { return queue_.empty(); }
+  size_t size() const { return queue_.size(); }
+
+private:
+  struct Entry : public Cancellable {
+    Entry(PendingRequests& q, http::StreamDecoder& d, PoolCallbacks& c) : queue(q), request{d, c} {}
+    void cancel() override;
+    PendingRequests& queue;
+    Request request;
+    std::list<std::unique_ptr<Entry>>::iterator self;
+  };
+
+  upstream::Cluster& cluster_;
+  std::list<std::unique_ptr<Entry>> queue_;
 };
 
 // Upstream connections of one protocol to one host, for one shard. Counted against the

@@ -262,7 +262,7 @@ void Http2ConnPool::ActiveStream::finish() {
 
 Http2ConnPool::Http2ConnPool(upstream::ShardClusterManager& shard, upstream::Cluster& cluster,
                              upstream::HostSharedPtr host, const http2::Settings& settings)
-    : shard_(shard), cluster_(cluster), host_(std::move(host)), settings_(settings) {}
+    : shard_(shard), cluster_(cluster), host_(std::move(host)), settings_(settings), pending_(cluster) {}
 
 Http2ConnPool::~Http2ConnPool() {
   // Shutdown: drop everything without calling back into owners that are gone.
@@ -274,7 +274,6 @@ Http2ConnPool::~Http2ConnPool() {
     cluster_.stats().upstream_cx_active.dec();
   }
   clients_.clear();
-  cluster_.stats().upstream_rq_pending_active.sub(pending_.size());
 }
 
 size_t Http2ConnPool::drainingCount() const {
@@ -362,8 +361,7 @@ Cancellable* Http2ConnPool::newStream(http::StreamDecoder& decoder, PoolCallback
     attach(*c, decoder, callbacks);
     return nullptr;
   }
-  if (s.upstream_rq_pending_active.value() >= static_cast<int64_t>(cluster_.maxPendingRequests())) {
-    s.upstream_rq_pending_overflow.inc();
+  if (!pending_.admit()) {
     callbacks.onPoolFailure(PoolFailureReason::Overflow, "pending requests overflow", host_);
     return nullptr;
   }
@@ -384,18 +382,7 @@ Cancellable* Http2ConnPool::newStream(http::StreamDecoder& decoder, PoolCallback
       }
     }
   }
-  auto p = std::make_unique<Pending>(*this, decoder, callbacks);
-  Pending* raw = p.get();
-  pending_.push_back(std::move(p));
-  raw->self = std::prev(pending_.end());
-  s.upstream_rq_pending_total.inc();
-  s.upstream_rq_pending_active.inc();
-  return raw;
-}
-
-void Http2ConnPool::Pending::cancel() {
-  pool.cluster_.stats().upstream_rq_pending_active.dec();
-  pool.pending_.erase(self); // destroys this
+  return pending_.push(decoder, callbacks);
 }
 
 void Http2ConnPool::attach(ActiveClient& c, http::StreamDecoder& decoder, PoolCallbacks& callbacks) {
@@ -416,10 +403,8 @@ void Http2ConnPool::servePending(bool may_connect) {
   while (!pending_.empty()) {
     ActiveClient* c = pickClient();
     if (c == nullptr) break;
-    std::unique_ptr<Pending> p = std::move(pending_.front());
-    pending_.pop_front();
-    cluster_.stats().upstream_rq_pending_active.dec();
-    attach(*c, p->decoder, p->callbacks);
+    PendingRequests::Request r = pending_.pop();
+    attach(*c, r.decoder, r.callbacks);
   }
   if (pending_.empty()) return;
   // More waiting than the connections on their way are expected to take.
@@ -438,16 +423,9 @@ void Http2ConnPool::servePending(bool may_connect) {
   }
   // Nothing of this pool will ever free up for them.
   if (clients_.empty() && (overflow || no_socket)) {
-    failPending(overflow ? PoolFailureReason::Overflow : PoolFailureReason::ConnectionFailure,
-                overflow ? "connection overflow" : "no socket");
+    pending_.failAll(overflow ? PoolFailureReason::Overflow : PoolFailureReason::ConnectionFailure,
+                     overflow ? "connection overflow" : "no socket", host_);
   }
-}
-
-void Http2ConnPool::failPending(PoolFailureReason reason, const char* details) {
-  std::list<std::unique_ptr<Pending>> failed;
-  failed.swap(pending_);
-  cluster_.stats().upstream_rq_pending_active.sub(failed.size());
-  for (auto& p : failed) p->callbacks.onPoolFailure(reason, details, host_);
 }
 
 void Http2ConnPool::checkClient(ActiveClient& c) {
@@ -517,8 +495,8 @@ void Http2ConnPool::onClientClosed(ActiveClient& c, network::ConnectionEvent eve
     bool timeout = absl::string_view(reason) == "connect timeout";
     (timeout ? s.upstream_cx_connect_timeout : s.upstream_cx_connect_fail).inc();
     if (!hasUsableClient()) {
-      failPending(timeout ? PoolFailureReason::Timeout : PoolFailureReason::ConnectionFailure,
-                  reason);
+      pending_.failAll(timeout ? PoolFailureReason::Timeout : PoolFailureReason::ConnectionFailure,
+                       reason, host_);
       return;
     }
     // Others may still serve the waiting requests; no new attempt against a host that

@@ -56,16 +56,6 @@ public:
   class ActiveStream;
 
 private:
-  struct Pending : public Cancellable {
-    Pending(Http2ConnPool& p, http::StreamDecoder& d, PoolCallbacks& c)
-        : pool(p), decoder(d), callbacks(c) {}
-    void cancel() override;
-    Http2ConnPool& pool;
-    http::StreamDecoder& decoder;
-    PoolCallbacks& callbacks;
-    std::list<std::unique_ptr<Pending>>::iterator self;
-  };
-
   bool createClient();
   bool canCreateClient() const;
   // A ready connection that takes another stream now: the busiest with room.
@@ -77,7 +67,6 @@ private:
   bool hasUsableClient() const;
   void attach(ActiveClient& client, http::StreamDecoder& decoder, PoolCallbacks& callbacks);
   void servePending(bool may_connect);
-  void failPending(PoolFailureReason reason, const char* details);
 
   // Re-examines every connection after streams may have ended: drained ones with no
   // stream close, ready ones with no stream start their idle time, waiting requests are
@@ -97,7 +86,7 @@ private:
   upstream::HostSharedPtr host_;
   const http2::Settings settings_;
   std::list<std::unique_ptr<ActiveClient>> clients_;
-  std::list<std::unique_ptr<Pending>> pending_;
+  PendingRequests pending_;
   event::TimerPtr check_timer_;
 };
 

@@ -84,7 +84,7 @@ public:
 
 Http1ConnPool::Http1ConnPool(upstream::ShardClusterManager& shard, upstream::Cluster& cluster,
                              upstream::HostSharedPtr host)
-    : shard_(shard), cluster_(cluster), host_(std::move(host)) {}
+    : shard_(shard), cluster_(cluster), host_(std::move(host)), pending_(cluster) {}
 
 Http1ConnPool::~Http1ConnPool() {
   // Shutdown: drop everything without calling back into owners that are gone.
@@ -97,7 +97,6 @@ Http1ConnPool::~Http1ConnPool() {
     }
     l->clear();
   }
-  cluster_.stats().upstream_rq_pending_active.sub(pending_.size());
 }
 
 
@@ -123,8 +122,7 @@ Cancellable* Http1ConnPool::newStream(http::StreamDecoder& decoder, PoolCallback
     attach(*idle_.front(), decoder, callbacks);
     return nullptr;
   }
-  if (s.upstream_rq_pending_active.value() >= static_cast<int64_t>(cluster_.maxPendingRequests())) {
-    s.upstream_rq_pending_overflow.inc();
+  if (!pending_.admit()) {
     callbacks.onPoolFailure(PoolFailureReason::Overflow, "pending requests overflow", host_);
     return nullptr;
   }
@@ -139,18 +137,7 @@ Cancellable* Http1ConnPool::newStream(http::StreamDecoder& decoder, PoolCallback
       }
     }
   }
-  auto p = std::make_unique<Pending>(*this, decoder, callbacks);
-  Pending* raw = p.get();
-  pending_.push_back(std::move(p));
-  raw->self = std::prev(pending_.end());
-  s.upstream_rq_pending_total.inc();
-  s.upstream_rq_pending_active.inc();
-  return raw;
-}
-
-void Http1ConnPool::Pending::cancel() {
-  pool.cluster_.stats().upstream_rq_pending_active.dec();
-  pool.pending_.erase(self); // destroys this
+  return pending_.push(decoder, callbacks);
 }
 
 void Http1ConnPool::attach(ActiveClient& c, http::StreamDecoder& decoder, PoolCallbacks& callbacks) {
@@ -199,10 +186,8 @@ void Http1ConnPool::onIdleTimer(ActiveClient& c) {
 
 void Http1ConnPool::servePending() {
   while (!pending_.empty() && !idle_.empty()) {
-    std::unique_ptr<Pending> p = std::move(pending_.front());
-    pending_.pop_front();
-    cluster_.stats().upstream_rq_pending_active.dec();
-    attach(*idle_.front(), p->decoder, p->callbacks);
+    PendingRequests::Request r = pending_.pop();
+    attach(*idle_.front(), r.decoder, r.callbacks);
   }
 }
 
@@ -219,19 +204,13 @@ void Http1ConnPool::onClientClosed(ActiveClient& c, bool connected, const char* 
     bool timeout = absl::string_view(reason) == "connect timeout";
     (timeout ? s.upstream_cx_connect_timeout : s.upstream_cx_connect_fail).inc();
     if (connecting_.empty() && idle_.empty()) {
-      failPending(timeout ? PoolFailureReason::Timeout : PoolFailureReason::ConnectionFailure, reason);
+      pending_.failAll(timeout ? PoolFailureReason::Timeout : PoolFailureReason::ConnectionFailure, reason,
+                       host_);
     }
   } else if (!pending_.empty() && connecting_.size() < pending_.size() &&
              s.upstream_cx_active.value() < static_cast<int64_t>(cluster_.maxConnections())) {
     createClient(); // a connection went away while requests wait
   }
-}
-
-void Http1ConnPool::failPending(PoolFailureReason reason, const char* details) {
-  std::list<std::unique_ptr<Pending>> failed;
-  failed.swap(pending_);
-  cluster_.stats().upstream_rq_pending_active.sub(failed.size());
-  for (auto& p : failed) p->callbacks.onPoolFailure(reason, details, host_);
 }
 
 } // namespace stream

@@ -28,22 +28,11 @@ public:
   class ActiveClient;
 
 private:
-  struct Pending : public Cancellable {
-    Pending(Http1ConnPool& p, http::StreamDecoder& d, PoolCallbacks& c)
-        : pool(p), decoder(d), callbacks(c) {}
-    void cancel() override;
-    Http1ConnPool& pool;
-    http::StreamDecoder& decoder;
-    PoolCallbacks& callbacks;
-    std::list<std::unique_ptr<Pending>>::iterator self;
-  };
-
   void createClient();
   void attach(ActiveClient& client, http::StreamDecoder& decoder, PoolCallbacks& callbacks);
   void onClientIdle(ActiveClient& client);
   void onIdleTimer(ActiveClient& client);
   void onClientClosed(ActiveClient& client, bool connected, const char* reason);
-  void failPending(PoolFailureReason reason, const char* details);
   void servePending();
 
   upstream::ShardClusterManager& shard_;
@@ -52,7 +41,7 @@ private:
   std::list<std::unique_ptr<ActiveClient>> idle_;
   std::list<std::unique_ptr<ActiveClient>> busy_;
   std::list<std::unique_ptr<ActiveClient>> connecting_;
-  std::list<std::unique_ptr<Pending>> pending_;
+  PendingRequests pending_;
 };
 
 } // namespace stream
