@@ -1,5 +1,7 @@
 #include "extensions/codecs/http1/codec_impl.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -129,7 +131,13 @@ void ConnectionBase::encodeFields(const http::HeaderMap& headers, buffer::Buffer
 void ConnectionBase::encodeBody(buffer::Buffer& data, bool end_stream, bool chunked) {
   buffer::Buffer out(&connection_.dispatcher().blockPool());
   if (chunked && !data.empty()) {
-    out.add(absl::StrFormat("%x\r\n", data.length()));
+    char size[20];
+    int n = 0;
+    for (uint64_t v = data.length(); v != 0 || n == 0; v >>= 4) size[n++] = "0123456789abcdef"[v & 15];
+    std::reverse(size, size + n);
+    size[n++] = '\r';
+    size[n++] = '\n';
+    out.add(size, n);
     out.move(data);
     out.add("\r\n", 2);
   } else {
