@@ -348,8 +348,10 @@ http::HeaderMapPtr ServerConnection::acceptH2cUpgrade(buffer::Buffer& rest) {
 }
 
 bool ServerConnection::idle() const {
-  return encoder_ == nullptr && keep_alive_ && !tunnel_ && !input_blocked_ && parser_.idle() &&
-         !parser_.paused() && input_.empty() && (!resume_timer_ || !resume_timer_->enabled());
+  // Not while dispatch() runs: a pipelined request may follow the one just answered.
+  return !dispatching_ && encoder_ == nullptr && keep_alive_ && !tunnel_ && !input_blocked_ &&
+         parser_.idle() && !parser_.paused() && input_.empty() &&
+         (!resume_timer_ || !resume_timer_->enabled());
 }
 
 void ServerConnection::onResponseComplete() {

@@ -57,6 +57,17 @@ public:
   // (and make a new one when bytes arrive) so an idle keep-alive connection holds less.
   bool idle() const;
 
+  // HTTP/1.1 -> HTTP/2 upgrade (RFC 7540 3.2). Once enabled, a request that qualifies
+  // (MessageInfo::h2c_upgrade) and arrives through dispatch() makes no stream: it is held,
+  // with the bytes after it, and dispatch() returns with h2cUpgradePending(). The owner then
+  // calls acceptH2cUpgrade(), which writes the 101 and hands over the request and those
+  // bytes (the client's HTTP/2 preface); this codec is done after that. Without it, or for
+  // a request that does not qualify, the upgrade's fields are dropped and the request is
+  // served as HTTP/1.1.
+  void enableH2cUpgrade() { h2c_allowed_ = true; }
+  bool h2cUpgradePending() const { return h2c_request_ != nullptr; }
+  http::HeaderMapPtr acceptH2cUpgrade(buffer::Buffer& rest);
+
 private:
   class ResponseEncoder;
 
@@ -80,6 +91,9 @@ private:
   bool head_request_{false};
   bool connect_request_{false};
   bool input_blocked_{false};
+  bool h2c_allowed_{false};
+  bool dispatching_{false};
+  http::HeaderMapPtr h2c_request_;
   event::TimerPtr resume_timer_;
 };
 

@@ -459,6 +459,9 @@ absl::Status Parser::parseHead(absl::string_view in, size_t& consumed) {
   bool has_cl = false, has_te = false, chunked = false, has_host = false;
   uint64_t content_length = 0;
   bool conn_close = false, conn_keep_alive = false, conn_upgrade = false, has_upgrade = false;
+  bool upgrade_h2c = false, conn_http2_settings = false;
+  uint32_t http2_settings_count = 0;
+  absl::string_view http2_settings;
   uint32_t count = 0;
   for (;;) {
     absl::string_view line;
@@ -510,13 +513,17 @@ absl::Status Parser::parseHead(absl::string_view in, size_t& consumed) {
       }
       break;
     case 7:
-      has_upgrade |= name == "upgrade";
+      if (name == "upgrade") {
+        has_upgrade = true;
+        upgrade_h2c = equalsLower(value, "h2c");
+      }
       break;
     case 10:
       if (name == "connection") {
         conn_close |= http::hasToken(value, "close");
         conn_keep_alive |= http::hasToken(value, "keep-alive");
         conn_upgrade |= http::hasToken(value, "upgrade");
+        conn_http2_settings |= http::hasToken(value, "http2-settings");
       }
       break;
     case 14:
@@ -530,6 +537,9 @@ absl::Status Parser::parseHead(absl::string_view in, size_t& consumed) {
         if (has_cl) continue; // identical duplicate: keep one
         has_cl = true;
         content_length = v;
+      } else if (name == "http2-settings") {
+        http2_settings_count++;
+        http2_settings = value;
       }
       break;
     case 17:
@@ -565,7 +575,14 @@ absl::Status Parser::parseHead(absl::string_view in, size_t& consumed) {
   if (info.protocol == http::Protocol::Http10 && conn_keep_alive && !conn_close) {
     info.keep_alive = true;
   }
-  if (conn_upgrade && has_upgrade) info.upgrade = true;
+  if (type_ == Type::Request && has_upgrade && upgrade_h2c) {
+    info.h2c = true;
+    info.h2c_upgrade = info.protocol == http::Protocol::Http11 && !info.connect && conn_upgrade &&
+                       conn_http2_settings && http2_settings_count == 1 && !chunked &&
+                       content_length == 0 && http::decodeHttp2Settings(http2_settings, nullptr);
+  } else if (conn_upgrade && has_upgrade) {
+    info.upgrade = true;
+  }
   message_keep_alive_ = info.keep_alive;
 
   // Framing of what follows the head.

@@ -24,6 +24,11 @@ struct MessageInfo {
   bool upgrade{false};   // Connection: upgrade + Upgrade (request) or 101 (response)
   bool connect{false};   // CONNECT request
   bool expect_continue{false};
+  // Request with "Upgrade: h2c" (RFC 7540 3.2): never a tunnel. h2c_upgrade when the server
+  // may switch: HTTP/1.1, no body, Connection: Upgrade, HTTP2-Settings and one well-formed
+  // HTTP2-Settings field. A server that does not switch drops the upgrade's fields.
+  bool h2c{false};
+  bool h2c_upgrade{false};
 };
 
 // Incremental HTTP/1.x message parser for one direction of a connection. Strict where

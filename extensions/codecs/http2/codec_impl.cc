@@ -712,7 +712,9 @@ uint32_t ConnectionBase::peerMaxConcurrentStreams() const {
   return nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 }
 
-void ConnectionBase::createServerStream(int32_t id) {
+void ConnectionBase::createServerStream(int32_t id) { addServerStream(id); }
+
+ConnectionBase::Stream& ConnectionBase::addServerStream(int32_t id) {
   // A window of opened streams for the rapid-reset rule.
   if (window_opened_ >= settings_.rapid_reset_window_streams) {
     window_opened_ = 0;
@@ -727,6 +729,42 @@ void ConnectionBase::createServerStream(int32_t id) {
   ref.self_ = std::prev(streams_.end());
   active_streams_++;
   nghttp2_session_set_stream_user_data(session_, id, &ref);
+  return ref;
+}
+
+absl::Status ConnectionBase::acceptUpgrade(absl::string_view settings_payload,
+                                           http::HeaderMapPtr request) {
+  if (!server_ || connection_closed_ || conn_error_code_ != 0) {
+    return absl::FailedPreconditionError("http2: no upgrade on this connection");
+  }
+  // The client's SETTINGS take effect as if received in a frame (invalid values are a
+  // connection error, as they would be there); stream 1 opens half-closed (remote).
+  int rv = nghttp2_session_upgrade2(
+      session_, reinterpret_cast<const uint8_t*>(settings_payload.data()), settings_payload.size(),
+      request->method() == "HEAD", nullptr);
+  if (rv != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("http2: upgrade: ", nghttp2_strerror(rv)));
+  }
+  std::string connection; // HTTP/1 may spread it over several fields
+  for (const auto& [name, value] : request->entries()) {
+    if (name == "connection") absl::StrAppend(&connection, connection.empty() ? "" : ",", value);
+  }
+  auto headers = std::make_unique<http::HeaderMap>();
+  for (const auto& [name, value] : request->entries()) {
+    if (name == "http2-settings" || connectionSpecific(name, value, connection)) continue;
+    headers->add(name, value);
+  }
+  Stream& s = addServerStream(1);
+  s.remote_end_ = true;
+  s.announced_ = true;
+  s.decoder_ = onNewRequest(s);
+  if (s.decoder_ == nullptr) {
+    s.resetStream(http::StreamResetReason::Overflow);
+  } else {
+    s.decoder_->decodeHeaders(std::move(headers), true);
+  }
+  flush();
+  return absl::OkStatus();
 }
 
 ConnectionBase::Stream& ConnectionBase::createClientStream(http::StreamDecoder& decoder) {
@@ -1199,6 +1237,15 @@ ServerConnection::ServerConnection(network::Connection& connection,
 
 ClientConnection::ClientConnection(network::Connection& connection, const Settings& settings)
     : ConnectionBase(connection, settings, false) {}
+
+absl::Status ServerConnection::upgradeFromHttp1(absl::string_view http2_settings,
+                                                http::HeaderMapPtr request) {
+  std::string payload;
+  if (!http::decodeHttp2Settings(http2_settings, &payload)) {
+    return absl::InvalidArgumentError("http2: malformed HTTP2-Settings");
+  }
+  return acceptUpgrade(payload, std::move(request));
+}
 
 http::StreamEncoder& ClientConnection::newStream(http::StreamDecoder& response_decoder) {
   return createClientStream(response_decoder);

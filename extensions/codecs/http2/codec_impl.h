@@ -123,6 +123,8 @@ protected:
   // The peer's FIN: streams still waiting for input can never complete.
   void onTransportEnded();
   Stream& createClientStream(http::StreamDecoder& decoder);
+  // Server: stream 1 from an HTTP/1.1 upgrade (see ServerConnection::upgradeFromHttp1).
+  absl::Status acceptUpgrade(absl::string_view settings_payload, http::HeaderMapPtr request);
   // Server: a request's headers arrived; returns where its parts go (nullptr: refuse).
   virtual http::StreamDecoder* onNewRequest(http::StreamEncoder&) { return nullptr; }
   nghttp2_session* session() const { return session_; }
@@ -139,6 +141,7 @@ private:
   };
 
   void createServerStream(int32_t id);
+  Stream& addServerStream(int32_t id);
   Stream* findStream(int32_t id);
   // Returns from a receive callback: connection error ENHANCE_YOUR_CALM / a malformed
   // message (a connection or a stream error, per settings).
@@ -229,6 +232,15 @@ public:
   absl::Status dispatch(buffer::Buffer& data) override { return dispatchInput(data); }
   http::Protocol protocol() const override { return http::Protocol::Http2; }
   void onPeerClosed() override { onTransportEnded(); }
+
+  // Server side of an HTTP/1.1 "Upgrade: h2c" (RFC 7540 3.2), on a codec made after the
+  // 101 went out (its SETTINGS must follow the 101). `request` is the HTTP/1.1 request
+  // that asked, without a body; it becomes stream 1, half-closed by the client, and goes
+  // to the callbacks as an HTTP/2 request (its connection-specific and upgrade fields
+  // dropped); its response goes out on stream 1. `http2_settings` is its HTTP2-Settings
+  // value: the client's SETTINGS. An error (a malformed value, nghttp2 refusing it) leaves
+  // no stream; the connection cannot go back to HTTP/1.1, so the owner closes it.
+  absl::Status upgradeFromHttp1(absl::string_view http2_settings, http::HeaderMapPtr request);
 
 private:
   http::StreamDecoder* onNewRequest(http::StreamEncoder& encoder) override {

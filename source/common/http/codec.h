@@ -23,6 +23,11 @@ enum class StreamResetReason {
 };
 const char* resetReasonName(StreamResetReason r);
 
+// An HTTP2-Settings field value (RFC 7540 3.2.1: a SETTINGS payload in base64url, '='
+// padding tolerated), decoded into `payload` when given. False when malformed: another
+// character, or not a whole number of 6-byte settings.
+bool decodeHttp2Settings(absl::string_view value, std::string* payload);
+
 // Receives one direction of a stream: request on the server side, response on the client.
 class StreamDecoder {
 public:

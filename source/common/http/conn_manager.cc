@@ -551,6 +551,8 @@ bool ConnectionManager::createCodec(buffer::Buffer& data) {
     codec_ = std::move(codec);
   } else {
     auto codec = std::make_unique<http1::ServerConnection>(*connection_, *this, config_->limits);
+    // AUTO serves both protocols, so it also takes HTTP/1.1's way to HTTP/2.
+    if (config_->codec_type == ConnectionManagerConfig::CodecType::Auto) codec->enableH2cUpgrade();
     http1_ = codec.get();
     codec_ = std::move(codec);
   }
@@ -572,6 +574,7 @@ network::FilterStatus ConnectionManager::onData(buffer::Buffer& data, bool end_s
     if (in == &preface_) data.move(preface_);
   }
   absl::Status st = codec_->dispatch(data);
+  if (st.ok() && http1_ != nullptr && http1_->h2cUpgradePending()) st = upgradeToHttp2();
   if (!st.ok()) {
     config_->stats->downstream_cx_protocol_error.inc();
     TERN_LOG(Debug, "downstream %s: protocol error: %s", connection_->remoteAddress().toString(),
@@ -585,8 +588,41 @@ network::FilterStatus ConnectionManager::onData(buffer::Buffer& data, bool end_s
     TERN_LOG(Debug, "downstream %s: peer closed", connection_->remoteAddress().toString());
     codec_->onPeerClosed();
     if (streams_.empty()) connection_->close(network::ConnectionCloseType::FlushWrite);
+    return network::FilterStatus::StopIteration;
   }
+  // Requests answered within the dispatch (local replies) could not free it then.
+  if (streams_.empty()) releaseIdleHttp1Codec();
   return network::FilterStatus::StopIteration;
+}
+
+void ConnectionManager::releaseIdleHttp1Codec() {
+  // Nothing half-read or queued: free the codec until the next request (as nginx frees
+  // its request state on keep-alive connections). It may be on the stack: later.
+  if (http1_ && http1_->idle()) {
+    http1_ = nullptr;
+    connection_->dispatcher().deferredDelete(std::move(codec_));
+  }
+}
+
+// RFC 7540 3.2: the HTTP/1 codec holds a request asking for h2c. It answers 101; the
+// connection then speaks HTTP/2 with that request as stream 1, and the bytes after it are
+// the client's preface.
+absl::Status ConnectionManager::upgradeToHttp2() {
+  buffer::Buffer rest(&connection_->dispatcher().blockPool());
+  HeaderMapPtr request = http1_->acceptH2cUpgrade(rest);
+  std::string settings(request->getView("http2-settings"));
+  http1_ = nullptr;
+  connection_->dispatcher().deferredDelete(std::move(codec_));
+  TERN_LOG(Debug, "downstream %s: upgrade to HTTP/2 (h2c)",
+           connection_->remoteAddress().toString());
+  protocol_ = Protocol::Http2;
+  auto codec = std::make_unique<http2::ServerConnection>(*connection_, *this, config_->http2_settings);
+  http2_ = codec.get();
+  codec_ = std::move(codec);
+  absl::Status st = http2_->upgradeFromHttp1(settings, std::move(request));
+  if (!st.ok()) return st;
+  if (draining_) http2_->goAway(); // stream 1 finishes, nothing more
+  return rest.empty() ? absl::OkStatus() : codec_->dispatch(rest);
 }
 
 void ConnectionManager::onEvent(network::ConnectionEvent event) {
@@ -631,12 +667,7 @@ void ConnectionManager::removeStream(ActiveStream& s) {
   }
   if (streams_.empty()) {
     armIdleTimer();
-    // Nothing half-read or queued: free the codec until the next request (as nginx frees
-    // its request state on keep-alive connections). The codec is on the stack: later.
-    if (http1_ && http1_->idle()) {
-      http1_ = nullptr;
-      connection_->dispatcher().deferredDelete(std::move(codec_));
-    }
+    releaseIdleHttp1Codec();
   }
 }
 

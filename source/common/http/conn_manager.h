@@ -91,6 +91,8 @@ private:
   void armIdleTimer();
   // Makes the codec for this connection; false while AUTO still needs preface bytes.
   bool createCodec(buffer::Buffer& data);
+  absl::Status upgradeToHttp2();
+  void releaseIdleHttp1Codec();
   void onIdleTimer();
 
   ConnectionManagerConfigSharedPtr config_;

@@ -99,10 +99,22 @@ public:
 
   network::FilterStatus onNewConnection() override {
     codec_ = std::make_unique<ServerConnection>(*connection_, *this);
+    if (h2c_) codec_->enableH2cUpgrade();
     return network::FilterStatus::Continue;
   }
   network::FilterStatus onData(buffer::Buffer& data, bool end_stream) override {
+    if (upgraded_) { // the codec is done: what follows is HTTP/2
+      h2c_rest_ += data.toString();
+      data.drain(data.length());
+      return network::FilterStatus::StopIteration;
+    }
     absl::Status st = codec_->dispatch(data);
+    if (st.ok() && codec_->h2cUpgradePending()) {
+      buffer::Buffer rest;
+      upgraded_ = codec_->acceptH2cUpgrade(rest);
+      h2c_rest_ = rest.toString();
+      return network::FilterStatus::StopIteration;
+    }
     if (!st.ok()) {
       errors_.push_back(st);
       codec_->sendProtocolError(st);
@@ -130,6 +142,9 @@ public:
   std::vector<std::unique_ptr<Request>> requests_;
   std::vector<std::unique_ptr<TestStream>> streams_;
   std::vector<absl::Status> errors_;
+  bool h2c_{false};
+  http::HeaderMapPtr upgraded_; // the request held by an h2c upgrade
+  std::string h2c_rest_;        // the bytes after it
 };
 
 http::HeaderMap headers(std::vector<std::pair<std::string, std::string>> entries) {
@@ -173,6 +188,7 @@ protected:
     responder_ = std::move(responder);
     ASSERT_TRUE(run([&] {
       filter_ = std::make_shared<CodecFilter>(responder_, respond_at_headers);
+      filter_->h2c_ = h2c_;
       conn_ = std::make_unique<network::ConnectionImpl>(
           harness_->dispatcher(), ours_, network::Address(), network::Address(),
           std::make_unique<network::RawBufferSocket>(), true);
@@ -245,6 +261,7 @@ protected:
   Responder responder_;
   std::shared_ptr<CodecFilter> filter_;
   std::unique_ptr<network::ConnectionImpl> conn_;
+  bool h2c_{false}; // enableH2cUpgrade() on the codec
 };
 
 INSTANTIATE_TEST_SUITE_P(IoModels, CodecTest, testing::Values("worker_loops", "raw_epoll"),
@@ -541,6 +558,76 @@ TEST_P(CodecTest, BodyIsDeliveredAndTrailersEndIt) {
   EXPECT_EQ(r.body, "hello world");
   EXPECT_TRUE(r.has_trailers);
   EXPECT_TRUE(r.complete);
+}
+
+// --- HTTP/1.1 -> HTTP/2 upgrade (h2c) ----------------------------------------------------
+
+const std::string kH2cFields =
+    "Connection: keep-alive, Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+    "HTTP2-Settings: AAMAAABkAARAAAAA\r\n";
+const std::string kClientPreface("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24);
+
+Responder okResponder() {
+  return [](http::StreamEncoder& enc, const Request&) {
+    enc.encodeHeaders(headers({{":status", "200"}, {"content-length", "2"}}), false);
+    sendData(enc, "ok", true);
+  };
+}
+
+TEST_P(CodecTest, H2cUpgradeIsHeldForTheOwnerWithTheBytesAfterIt) {
+  h2c_ = true;
+  start(okResponder());
+  // The client's preface may follow the head in the same read.
+  peerWrite("GET /up HTTP/1.1\r\nHost: h\r\n" + kH2cFields + "\r\n" + kClientPreface);
+  const std::string expected =
+      "HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n";
+  EXPECT_EQ(peerRead(expected.size()), expected);
+  peerWrite("more");
+  ASSERT_TRUE(test::waitFor([&] {
+    std::string rest;
+    run([&] { rest = filter_->h2c_rest_; });
+    return rest == kClientPreface + "more";
+  }));
+  EXPECT_EQ(streamCount(), 0u); // no HTTP/1 stream: the request is the owner's now
+  ASSERT_TRUE(run([&] {
+    ASSERT_NE(filter_->upgraded_, nullptr);
+    const http::HeaderMap& h = *filter_->upgraded_;
+    EXPECT_EQ(h.method(), "GET");
+    EXPECT_EQ(h.path(), "/up");
+    EXPECT_EQ(h.getView(":authority"), "h");
+    EXPECT_EQ(h.getView("http2-settings"), "AAMAAABkAARAAAAA");
+  }));
+  EXPECT_TRUE(peerQuiet());
+}
+
+TEST_P(CodecTest, H2cUpgradeNotEnabledIsServedAsHttp11WithoutItsFields) {
+  start(okResponder());
+  peerWrite("GET /up HTTP/1.1\r\nHost: h\r\n" + kH2cFields + "X-A: b\r\n\r\n");
+  const std::string expected = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+  EXPECT_EQ(peerRead(expected.size()), expected);
+  Request r = request(0);
+  EXPECT_FALSE(r.headers.has("upgrade"));
+  EXPECT_FALSE(r.headers.has("http2-settings"));
+  EXPECT_EQ(r.headers.getView("connection"), "keep-alive"); // its other options stay
+  EXPECT_EQ(r.headers.getView("x-a"), "b");
+  EXPECT_TRUE(r.complete);
+  EXPECT_TRUE(peerQuiet()); // kept alive
+}
+
+TEST_P(CodecTest, H2cUpgradeWithABodyIsServedAsHttp11) {
+  h2c_ = true;
+  start(okResponder());
+  peerWrite("POST /up HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+            "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAA\r\nContent-Length: 5\r\n\r\nhello" +
+            kGet);
+  const std::string one = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+  EXPECT_EQ(peerRead(2 * one.size()), one + one); // and the next request after it
+  Request r = request(0);
+  EXPECT_EQ(r.body, "hello");
+  EXPECT_FALSE(r.headers.has("upgrade"));
+  EXPECT_FALSE(r.headers.has("http2-settings"));
+  EXPECT_FALSE(r.headers.has("connection"));
+  ASSERT_TRUE(run([&] { EXPECT_EQ(filter_->upgraded_, nullptr); }));
 }
 
 } // namespace

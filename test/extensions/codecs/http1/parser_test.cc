@@ -69,7 +69,8 @@ struct Outcome {
       for (const auto& [k, v] : m.headers) absl::StrAppend(&s, k, "=", v, "|");
       absl::StrAppend(&s, " proto=", static_cast<int>(m.info.protocol), " ka=", m.info.keep_alive,
                       " up=", m.info.upgrade, " connect=", m.info.connect,
-                      " expect=", m.info.expect_continue, "]");
+                      " expect=", m.info.expect_continue, " h2c=", m.info.h2c,
+                      " h2c_upgrade=", m.info.h2c_upgrade, "]");
       absl::StrAppend(&s, "[body ", m.body.size(), ":", m.body, m.body_end ? " +end" : "", "]");
       if (m.has_trailers) {
         absl::StrAppend(&s, "[trailers ");
@@ -354,6 +355,68 @@ TEST(ParserRequestTest, UpgradeRequestBecomesTunnel) {
   ASSERT_TRUE(out.ok()) << out.status;
   EXPECT_FALSE(out.messages[0].info.upgrade);
   EXPECT_TRUE(out.messages[0].complete);
+}
+
+TEST(ParserRequestTest, H2cUpgradeIsAnOrdinaryMessageFlaggedForTheCodec) {
+  const std::string kUpgradeFields =
+      "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAA\r\n";
+  Outcome out = parseRequest("GET /x HTTP/1.1\r\nHost: h\r\n" + kUpgradeFields + "\r\n");
+  ASSERT_TRUE(out.ok()) << out.status;
+  ASSERT_EQ(out.messages.size(), 1u);
+  const Message& m = out.messages[0];
+  EXPECT_TRUE(m.info.h2c);
+  EXPECT_TRUE(m.info.h2c_upgrade);
+  EXPECT_FALSE(m.info.upgrade); // not a tunnel: the request ends at its head
+  EXPECT_TRUE(m.headers_end);
+  EXPECT_TRUE(m.complete);
+  EXPECT_THAT(m.headers, ElementsAre(Pair(":method", "GET"), Pair(":path", "/x"),
+                                     Pair(":scheme", "http"), Pair(":authority", "h"),
+                                     Pair("connection", "Upgrade, HTTP2-Settings"),
+                                     Pair("upgrade", "h2c"),
+                                     Pair("http2-settings", "AAMAAABkAARAAAAA")));
+
+  // Upgrade: h2c that may not switch: flagged h2c only, and framed as the message says.
+  auto check = [](const std::string& input, const std::string& why) -> Message {
+    SCOPED_TRACE(why);
+    Outcome o = parseRequest(input);
+    EXPECT_TRUE(o.ok()) << o.status;
+    EXPECT_EQ(o.messages.size(), 1u);
+    if (o.messages.empty()) return Message();
+    EXPECT_TRUE(o.messages[0].info.h2c);
+    EXPECT_FALSE(o.messages[0].info.h2c_upgrade);
+    EXPECT_FALSE(o.messages[0].info.upgrade);
+    EXPECT_TRUE(o.messages[0].complete);
+    return o.messages[0];
+  };
+  Message body = check("POST / HTTP/1.1\r\nHost: h\r\n" + kUpgradeFields +
+                           "Content-Length: 5\r\n\r\nhello",
+                       "a body");
+  EXPECT_EQ(body.body, "hello");
+  check("POST / HTTP/1.1\r\nHost: h\r\n" + kUpgradeFields +
+            "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "a chunked body");
+  check("GET / HTTP/1.0\r\nHost: h\r\n" + kUpgradeFields + "\r\n", "HTTP/1.0");
+  check("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+        "HTTP2-Settings: AAMAAABk\r\n\r\n",
+        "HTTP2-Settings not a Connection option");
+  check("GET / HTTP/1.1\r\nHost: h\r\nConnection: HTTP2-Settings\r\nUpgrade: h2c\r\n"
+        "HTTP2-Settings: AAMAAABk\r\n\r\n",
+        "no Connection: upgrade");
+  check("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\r\n",
+        "no HTTP2-Settings");
+  check("GET / HTTP/1.1\r\nHost: h\r\n" + kUpgradeFields + "HTTP2-Settings: AAMAAABk\r\n\r\n",
+        "two HTTP2-Settings");
+  for (const char* bad : {"AAMAAABk!AAA", "AAMA AABk", "AAMAAABkAA", "A", "AAMA+ABk"}) {
+    check(absl::StrCat("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                       "Upgrade: h2c\r\nHTTP2-Settings: ", bad, "\r\n\r\n"),
+          absl::StrCat("HTTP2-Settings ", bad));
+  }
+  // Another protocol is a generic upgrade, as before.
+  Outcome ws = parseRequest(
+      "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+  ASSERT_TRUE(ws.ok()) << ws.status;
+  EXPECT_TRUE(ws.messages[0].info.upgrade);
+  EXPECT_FALSE(ws.messages[0].info.h2c);
 }
 
 TEST(ParserRequestTest, LeadingEmptyLinesAreIgnored) {

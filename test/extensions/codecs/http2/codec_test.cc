@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -1127,6 +1128,148 @@ TEST_P(ServerTest, KeepaliveAckedKeepsTheConnection) {
     ASSERT_TRUE(peer_->send(frame(NGHTTP2_PING, NGHTTP2_FLAG_ACK, 0, p->payload)));
   }
   run([&] { EXPECT_FALSE(server_->closed_); });
+}
+
+// --- HTTP/1.1 upgrade (h2c, RFC 7540 3.2) ---------------------------------------------
+
+// An HTTP2-Settings value: `entries` as a SETTINGS payload, base64url without padding.
+std::string http2Settings(const std::vector<std::pair<uint16_t, uint32_t>>& entries) {
+  return absl::WebSafeBase64Escape(settings(entries).substr(9));
+}
+
+// The HTTP/1.1 request that asked, as the HTTP/1 codec hands it over.
+http::HeaderMapPtr upgradeRequest(const std::string& http2_settings, Fields extra = {}) {
+  auto h = std::make_unique<http::HeaderMap>();
+  Fields f = {{":method", "GET"}, {":path", "/up"}, {":scheme", "http"}, {":authority", "h"},
+              {"connection", "Upgrade, HTTP2-Settings"}, {"upgrade", "h2c"},
+              {"http2-settings", http2_settings}};
+  f.insert(f.end(), extra.begin(), extra.end());
+  for (const auto& [k, v] : f) h->add(k, v);
+  return h;
+}
+
+TEST(Http2SettingsTest, DecodesBase64UrlWholeSettingsOnly) {
+  std::string payload;
+  ASSERT_TRUE(http::decodeHttp2Settings("AAMAAABkAARAAAAA", &payload));
+  EXPECT_EQ(payload, settings({{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100},
+                               {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 0x40000000}})
+                         .substr(9));
+  EXPECT_TRUE(http::decodeHttp2Settings("AAMAAABk", nullptr));
+  EXPECT_TRUE(http::decodeHttp2Settings("AAMAAABkAARAAAAA==", nullptr)); // padding tolerated
+  EXPECT_TRUE(http::decodeHttp2Settings("", nullptr));                   // no settings
+  std::string all_bytes(252, '\0');
+  for (size_t i = 0; i < all_bytes.size(); i++) all_bytes[i] = static_cast<char>(i);
+  ASSERT_TRUE(http::decodeHttp2Settings(absl::WebSafeBase64Escape(all_bytes), &payload));
+  EXPECT_EQ(payload, all_bytes); // '-' and '_' included
+  for (const char* bad : {"AAMAAAB", "AAMAAABkAA", "A", "AAMA+ABk", "AAMA/ABk", "AAMA AABk",
+                          " AAMAAABk", "AAMAAABk\n", "AA=MAABk", "!!!"}) {
+    EXPECT_FALSE(http::decodeHttp2Settings(bad, nullptr)) << bad;
+  }
+}
+
+TEST_P(ServerTest, UpgradeFromHttp1ServesTheRequestOnStream1) {
+  on_complete_ = [](ServerStream& s) { s.respond("200", "hello world"); };
+  startServer();
+  // The client's SETTINGS apply from the start: a 4-byte window for our sending.
+  std::string value = http2Settings({{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 4}});
+  absl::Status st;
+  ASSERT_TRUE(run([&] {
+    st = server_->codec_->upgradeFromHttp1(
+        value, upgradeRequest(value, {{"connection", "x-hop"}, // named: connection-specific
+                                      {"keep-alive", "timeout=5"},
+                                      {"x-hop", "1"},
+                                      {"te", "trailers"},
+                                      {"x-a", "b"}}));
+  }));
+  ASSERT_TRUE(st.ok()) << st;
+  peer_->clientHandshake();
+  auto h = peer_->waitFor([](const Frame& f) { return f.type == NGHTTP2_HEADERS; });
+  ASSERT_TRUE(h) << describe(peer_->seen_);
+  EXPECT_EQ(h->stream, 1u);
+  EXPECT_EQ(get(h->headers, ":status"), "200");
+  auto d = peer_->waitFor([](const Frame& f) { return f.type == NGHTTP2_DATA; });
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->payload, "hell");
+  EXPECT_FALSE(d->endStream());
+  ASSERT_TRUE(peer_->send(frame(NGHTTP2_WINDOW_UPDATE, 0, 1, u32(100))));
+  d = peer_->waitFor([](const Frame& f) { return f.type == NGHTTP2_DATA; });
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->stream, 1u);
+  EXPECT_EQ(d->payload, "o world");
+  EXPECT_TRUE(d->endStream());
+  ServerStream got;
+  run([&] {
+    ASSERT_EQ(server_->streams_.size(), 1u);
+    got.headers = server_->streams_[0]->headers;
+    got.complete = server_->streams_[0]->complete;
+  });
+  EXPECT_THAT(got.headers, ElementsAre(Pair(":method", "GET"), Pair(":path", "/up"),
+                                       Pair(":scheme", "http"), Pair(":authority", "h"),
+                                       Pair("te", "trailers"), Pair("x-a", "b")));
+  EXPECT_TRUE(got.complete);
+  // The connection goes on as any other: the client's next stream is 3.
+  ASSERT_TRUE(peer_->send(peer_->headers(3, request("GET", "/next"), true)));
+  h = peer_->waitFor([](const Frame& f) { return f.type == NGHTTP2_HEADERS; });
+  ASSERT_TRUE(h) << describe(peer_->seen_);
+  EXPECT_EQ(h->stream, 3u);
+  EXPECT_EQ(get(h->headers, ":status"), "200");
+  ASSERT_TRUE(until([&] { return server_->streams_.size() == 2; }));
+  run([&] {
+    EXPECT_EQ(get(server_->streams_[1]->headers, ":path"), "/next");
+    EXPECT_TRUE(server_->errors_.empty());
+  });
+}
+
+TEST_P(ServerTest, UpgradeFromHttp1RefusesMalformedSettingsAndChangesNothing) {
+  on_complete_ = [](ServerStream& s) { s.respond("200", "plain"); };
+  startServer();
+  for (const char* bad : {"!!!", "AAAA", "AAMA AABk"}) {
+    absl::Status st;
+    ASSERT_TRUE(run([&] { st = server_->codec_->upgradeFromHttp1(bad, upgradeRequest(bad)); }));
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(serverStreams(), 0u);
+  run([&] { EXPECT_EQ(server_->codec_->activeStreams(), 0u); });
+  // Stream 1 is still free for a client that speaks HTTP/2 directly.
+  peer_->clientHandshake();
+  ASSERT_TRUE(peer_->send(peer_->headers(1, request(), true)));
+  auto h = peer_->waitFor([](const Frame& f) { return f.type == NGHTTP2_HEADERS; });
+  ASSERT_TRUE(h) << describe(peer_->seen_);
+  EXPECT_EQ(h->stream, 1u);
+  EXPECT_EQ(get(h->headers, ":status"), "200");
+}
+
+TEST_P(ServerTest, UpgradeWithAnInvalidSettingValueIsAConnectionError) {
+  startServer();
+  // As in a SETTINGS frame (RFC 7540 3.2.1): ENABLE_PUSH may only be 0 or 1.
+  std::string value = http2Settings({{NGHTTP2_SETTINGS_ENABLE_PUSH, 2}});
+  absl::Status st;
+  ASSERT_TRUE(run([&] { st = server_->codec_->upgradeFromHttp1(value, upgradeRequest(value)); }));
+  EXPECT_TRUE(st.ok()) << st; // well-formed: the switch happened, then the error
+  auto g = peer_->waitFor(isGoAway);
+  ASSERT_TRUE(g) << describe(peer_->seen_);
+  EXPECT_EQ(g->code(), static_cast<uint32_t>(NGHTTP2_PROTOCOL_ERROR));
+  EXPECT_TRUE(peer_->drainToEof());
+}
+
+TEST_P(ServerTest, UpgradedHeadRequest) {
+  on_complete_ = [](ServerStream& s) { s.respond("200", "", {{"content-length", "5"}}); };
+  startServer();
+  std::string value = http2Settings({});
+  absl::Status st;
+  ASSERT_TRUE(run([&] {
+    auto req = upgradeRequest(value);
+    req->set(":method", "HEAD");
+    st = server_->codec_->upgradeFromHttp1(value, std::move(req));
+  }));
+  ASSERT_TRUE(st.ok()) << st;
+  peer_->clientHandshake();
+  auto h = peer_->waitFor([](const Frame& f) { return f.type == NGHTTP2_HEADERS; });
+  ASSERT_TRUE(h) << describe(peer_->seen_);
+  EXPECT_EQ(h->stream, 1u);
+  EXPECT_EQ(get(h->headers, "content-length"), "5");
+  EXPECT_TRUE(h->endStream());
+  run([&] { EXPECT_EQ(get(server_->streams_.at(0)->headers, ":method"), "HEAD"); });
 }
 
 // --- Client codec against a raw server ------------------------------------------------
