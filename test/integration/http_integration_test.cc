@@ -954,6 +954,43 @@ TEST_P(HttpIntegrationTest, StreamIdleTimeoutWhenUpstreamNeverAnswers) {
   EXPECT_TRUE(counterReaches("http.ingress.downstream_rq_5xx", 1));
 }
 
+// A stray Upgrade field (no "Connection: upgrade"), or an upgrade request with a body, is
+// a plain request: its body goes upstream framed, never raw, so bytes in it cannot become
+// a second request the route table never saw (request smuggling).
+TEST_P(HttpIntegrationTest, StrayUpgradeFieldCannotSmuggleARequest) {
+  HttpUpstream up([](const Request& req, int) { return Reply{test::httpResponse(200, "got " + req.target + "\n")}; });
+  startHttp(anyHost("- match: {prefix: /}\n  route: {cluster: up}\n"), cluster("up", {up.port()}));
+  const std::string hidden = "GET /smuggled HTTP/1.1\r\nHost: evil\r\n\r\n";
+  const std::string chunked_body = absl::StrCat(absl::Hex(hidden.size()), "\r\n", hidden, "\r\n0\r\n\r\n");
+  const std::vector<std::string> requests = {
+      // Upgrade without Connection: upgrade.
+      "POST /x HTTP/1.1\r\nHost: h\r\nUpgrade: foo\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked_body,
+      // A full upgrade request, but with a body.
+      "POST /y HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: foo\r\nTransfer-Encoding: chunked\r\n\r\n" +
+          chunked_body,
+      absl::StrCat("POST /z HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: foo\r\nContent-Length: ",
+                   hidden.size(), "\r\n\r\n", hidden),
+  };
+  for (size_t i = 0; i < requests.size(); i++) {
+    RawClient c(port());
+    ASSERT_TRUE(c.send(requests[i]));
+    HttpResponse r = c.response();
+    ASSERT_TRUE(r.ok) << i;
+    EXPECT_EQ(r.status, 200) << i;
+  }
+  // Give a smuggled request time to show up if there were one (each exchange above is
+  // complete, so anything further would already be in flight).
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::vector<Request> got = up.received();
+  ASSERT_EQ(got.size(), requests.size());
+  for (size_t i = 0; i < got.size(); i++) {
+    EXPECT_EQ(got[i].method, "POST") << i;
+    EXPECT_NE(got[i].target, "/smuggled") << i;
+    EXPECT_EQ(got[i].body, hidden) << i;
+    EXPECT_FALSE(got[i].has("upgrade")) << i;
+  }
+}
+
 // Activity in either direction keeps a stream alive past its idle timeout.
 TEST_P(HttpIntegrationTest, StreamIdleTimeoutSparesTricklingStreams) {
   HttpUpstream up([](const Request& req, int) {

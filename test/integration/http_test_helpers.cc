@@ -75,6 +75,8 @@ void parseHeaderLines(absl::string_view block, HeaderList& out) {
   }
 }
 
+} // namespace
+
 std::string shellQuote(absl::string_view s) {
   std::string out = "'";
   for (char c : s) {
@@ -87,25 +89,114 @@ std::string shellQuote(absl::string_view s) {
   return out + "'";
 }
 
-// Runs a shell command, returns its stdout and exit status.
-std::pair<int, std::string> runCommand(const std::string& cmd) {
+CommandResult runCommand(const std::string& cmd) {
+  CommandResult r;
   FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return {-1, ""};
-  std::string out;
-  char buf[4096];
+  if (p == nullptr) return r;
+  char buf[65536];
   size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
   int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
 }
 
-} // namespace
+bool haveCommand(const std::string& name) {
+  return runCommand(absl::StrCat("command -v ", shellQuote(name), " >/dev/null 2>&1")).exit_code == 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// ChildProcess
+
+ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+  static std::atomic<int> counter{0};
+  const char* base = getenv("TEST_TMPDIR");
+  stderr_path_ = absl::StrCat(base ? base : "/tmp", "/child-", getpid(), "-", counter++, ".err");
+  int in[2], out[2];
+  if (pipe2(in, O_CLOEXEC) != 0) {
+    error_ = "pipe failed";
+    return;
+  }
+  if (pipe2(out, O_CLOEXEC) != 0) {
+    ::close(in[0]);
+    ::close(in[1]);
+    error_ = "pipe failed";
+    return;
+  }
+  int err_fd = open(stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // Everything the child needs, prepared before fork (only async-signal-safe calls after).
+  std::vector<std::string> args = argv;
+  std::vector<char*> cargv;
+  for (auto& a : args) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  std::vector<std::string> envs;
+  for (char** e = environ; *e != nullptr; e++) envs.emplace_back(*e);
+  for (const auto& e : env) envs.push_back(e);
+  std::vector<char*> cenv;
+  for (auto& e : envs) cenv.push_back(e.data());
+  cenv.push_back(nullptr);
+  pid_t parent = getpid();
+  pid_ = fork();
+  if (pid_ == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    if (err_fd >= 0) dup2(err_fd, 2);
+    execvpe(cargv[0], cargv.data(), cenv.data());
+    _exit(127);
+  }
+  ::close(in[0]);
+  ::close(out[1]);
+  if (err_fd >= 0) ::close(err_fd);
+  stdin_fd_ = in[1];
+  stdout_fd_ = out[0];
+  if (pid_ < 0) error_ = "fork failed";
+}
+
+ChildProcess::~ChildProcess() {
+  if (stdin_fd_ >= 0) ::close(stdin_fd_);
+  if (pid_ > 0) {
+    kill(pid_, SIGTERM);
+    int status;
+    bool exited = waitFor([&] { return waitpid(pid_, &status, WNOHANG) == pid_; }, 10000);
+    if (!exited) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+    }
+  }
+  if (stdout_fd_ >= 0) ::close(stdout_fd_);
+}
+
+bool ChildProcess::readLine(std::string& line, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    size_t nl = buf_.find('\n');
+    if (nl != std::string::npos) {
+      line = buf_.substr(0, nl);
+      buf_.erase(0, nl + 1);
+      return true;
+    }
+    int left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0 || stdout_fd_ < 0) return false;
+    pollfd p{stdout_fd_, POLLIN, 0};
+    int r = poll(&p, 1, left);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    char tmp[4096];
+    ssize_t n = ::read(stdout_fd_, tmp, sizeof(tmp));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    buf_.append(tmp, n);
+  }
+}
 
 // ---------------------------------------------------------------------------------------
 // Nginx
 
 Nginx::Nginx(const std::vector<std::string>& servers,
-             const std::vector<std::pair<std::string, std::string>>& files) {
+             const std::vector<std::pair<std::string, std::string>>& files,
+             const std::vector<std::string>& listen_params) {
   dir_ = makeTempDir("nginx");
   mkdir((dir_ + "/www").c_str(), 0755);
   mkdir((dir_ + "/tmp").c_str(), 0755);
@@ -123,11 +214,12 @@ Nginx::Nginx(const std::vector<std::string>& servers,
   for (const char* t : {"client_body", "proxy", "fastcgi", "uwsgi", "scgi"}) {
     absl::StrAppend(&conf, "  ", t, "_temp_path ", dir_, "/tmp/", t, ";\n");
   }
-  for (const auto& body : servers) {
+  for (size_t i = 0; i < servers.size(); i++) {
     uint16_t port = freePort();
     ports_.push_back(port);
-    absl::StrAppend(&conf, "  server {\n    listen 127.0.0.1:", port, ";\n    root ", dir_,
-                    "/www;\n", body, "\n  }\n");
+    std::string params = i < listen_params.size() && !listen_params[i].empty() ? " " + listen_params[i] : "";
+    absl::StrAppend(&conf, "  server {\n    listen 127.0.0.1:", port, params, ";\n    root ", dir_,
+                    "/www;\n", servers[i], "\n  }\n");
   }
   conf += "}\n";
   std::string conf_path = dir_ + "/nginx.conf";
@@ -204,9 +296,9 @@ CurlResult curl(const std::string& url, const std::vector<std::string>& args) {
                                  stem, ".hdr -w '%{http_code}'");
   for (const auto& a : args) absl::StrAppend(&cmd, " ", shellQuote(a));
   absl::StrAppend(&cmd, " ", shellQuote(url), " 2>", stem, ".err");
-  auto [rc, out] = runCommand(cmd);
+  CommandResult run = runCommand(cmd);
   CurlResult r;
-  r.exit_code = rc;
+  r.exit_code = run.exit_code;
   r.body = readFile(stem + ".body");
   r.raw_headers = readFile(stem + ".hdr");
   r.stderr_text = readFile(stem + ".err");
@@ -230,11 +322,11 @@ CurlResult curl(const std::string& url, const std::vector<std::string>& args) {
 WrkResult wrk(const std::string& url, int threads, int connections, int seconds) {
   std::string cmd = absl::StrCat("timeout 60 wrk -t", threads, " -c", connections, " -d", seconds,
                                  "s ", shellQuote(url), " 2>&1");
-  auto [rc, out] = runCommand(cmd);
+  CommandResult run = runCommand(cmd);
   WrkResult r;
-  r.exit_code = rc;
-  r.output = out;
-  for (absl::string_view line : absl::StrSplit(out, '\n')) {
+  r.exit_code = run.exit_code;
+  r.output = run.out;
+  for (absl::string_view line : absl::StrSplit(r.output, '\n')) {
     line = absl::StripAsciiWhitespace(line);
     if (absl::StrContains(line, "requests in")) {
       (void)absl::SimpleAtoi(line.substr(0, line.find(' ')), &r.requests);

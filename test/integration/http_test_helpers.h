@@ -42,7 +42,13 @@ public:
   // gets its own free 127.0.0.1 port and `root DIR/www`. `files` are written under
   // DIR/www first (path relative to www -> content).
   Nginx(const std::vector<std::string>& servers,
-        const std::vector<std::pair<std::string, std::string>>& files);
+        const std::vector<std::pair<std::string, std::string>>& files)
+      : Nginx(servers, files, {}) {}
+  // `listen_params[i]`, when given, follows server i's listen address ("http2": HTTP/2
+  // with prior knowledge, h2c, on that port).
+  Nginx(const std::vector<std::string>& servers,
+        const std::vector<std::pair<std::string, std::string>>& files,
+        const std::vector<std::string>& listen_params);
   ~Nginx(); // SIGTERM, wait; SIGKILL if it does not exit
 
   // Empty when nginx is up and answering on every port; otherwise what went wrong.
@@ -55,6 +61,49 @@ private:
   std::string dir_;
   std::vector<uint16_t> ports_;
   pid_t pid_{-1};
+  std::string error_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Subprocesses
+
+// 'text' for a POSIX shell.
+std::string shellQuote(absl::string_view s);
+
+struct CommandResult {
+  int exit_code{-1}; // -1 when it did not exit normally
+  std::string out;   // its stdout
+};
+// Runs `cmd` with /bin/sh and waits for it; stderr is not captured (redirect it in `cmd`).
+// Bound its run time in `cmd` (`timeout 60 ...`).
+CommandResult runCommand(const std::string& cmd);
+
+// Whether `name` is a command on PATH.
+bool haveCommand(const std::string& name);
+
+// A long-running helper process (a node peer, say): stdin is a pipe it can watch (closed
+// when this object goes, so a peer that exits on EOF never outlives the test), stdout a
+// pipe read by line, stderr a file. It gets SIGKILL if the test process dies.
+class ChildProcess {
+public:
+  // `env` entries ("NAME=value") are added to the inherited environment.
+  ChildProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
+  ~ChildProcess(); // SIGTERM, wait; SIGKILL if it does not exit
+
+  // Empty when it started; otherwise why not.
+  const std::string& error() const { return error_; }
+  pid_t pid() const { return pid_; }
+  // The next line of its stdout, without the newline; false on EOF or when `timeout_ms`
+  // passes first.
+  bool readLine(std::string& line, int timeout_ms = 10000);
+  std::string stderrText() const { return readFile(stderr_path_); }
+
+private:
+  pid_t pid_{-1};
+  int stdin_fd_{-1};
+  int stdout_fd_{-1};
+  std::string buf_;
+  std::string stderr_path_;
   std::string error_;
 };
 

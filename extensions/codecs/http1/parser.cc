@@ -580,8 +580,14 @@ absl::Status Parser::parseHead(absl::string_view in, size_t& consumed) {
     info.h2c_upgrade = info.protocol == http::Protocol::Http11 && !info.connect && conn_upgrade &&
                        conn_http2_settings && http2_settings_count == 1 && !chunked &&
                        content_length == 0 && http::decodeHttp2Settings(http2_settings, nullptr);
-  } else if (conn_upgrade && has_upgrade) {
+  } else if (conn_upgrade && has_upgrade && (type_ == Type::Response || (!chunked && content_length == 0))) {
     info.upgrade = true;
+  }
+  if (type_ == Type::Request && has_upgrade && !info.upgrade && !info.h2c_upgrade) {
+    // Not an upgrade (no "Connection: upgrade", or a body): forward it as a plain request.
+    // A stray Upgrade field must not make the upstream side treat it as a tunnel and send
+    // its body unframed, where it would read as a second request (smuggling).
+    headers->remove("upgrade");
   }
   message_keep_alive_ = info.keep_alive;
 

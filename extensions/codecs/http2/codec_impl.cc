@@ -610,7 +610,7 @@ struct Nghttp2Callbacks {
     if (s == nullptr || s->closed_) return 0;
     s->closed_ = true;
     c.active_streams_--;
-    if (!s->gone()) c.notifyReset(*s, http::StreamResetReason::ConnectionTermination);
+    if (!s->gone()) c.notifyReset(*s, http::StreamResetReason::RefusedStream); // never sent
     c.maybeDestroy(*s);
     return 0;
   }
@@ -938,8 +938,11 @@ void ConnectionBase::onStreamClosed(Stream& s, uint32_t error_code) {
     // while the request is still going: the response stands.
     bool answered = !server_ && s.remote_end_ && error_code == NGHTTP2_NO_ERROR;
     if (!complete && !answered) {
+      // nghttp2 closes streams beyond a received GOAWAY's last stream id with
+      // REFUSED_STREAM, as it does for a peer's RST_STREAM(REFUSED_STREAM).
       http::StreamResetReason reason =
-          s.rst_received_    ? http::StreamResetReason::RemoteReset
+          error_code == NGHTTP2_REFUSED_STREAM ? http::StreamResetReason::RefusedStream
+          : s.rst_received_    ? http::StreamResetReason::RemoteReset
           : s.protocol_reset_ ? http::StreamResetReason::ProtocolError
                               // refused by GOAWAY, or the session ended
                               : http::StreamResetReason::ConnectionTermination;

@@ -14,6 +14,7 @@ const char* resetReasonName(StreamResetReason r) {
   case StreamResetReason::RemoteReset: return "remote reset";
   case StreamResetReason::Overflow: return "overflow";
   case StreamResetReason::ProtocolError: return "protocol error";
+  case StreamResetReason::RefusedStream: return "refused stream";
   }
   return "unknown";
 }

@@ -20,6 +20,9 @@ enum class StreamResetReason {
   RemoteReset,
   Overflow, // circuit breaker / pending queue full
   ProtocolError,
+  // The peer did not process the stream (HTTP/2 GOAWAY naming an earlier last stream, or
+  // RST_STREAM REFUSED_STREAM): always safe to retry.
+  RefusedStream,
 };
 const char* resetReasonName(StreamResetReason r);
 

@@ -115,8 +115,12 @@ public:
     encoder_ = nullptr;
     // A reused keep-alive connection closed by the server just before our request got
     // there: nothing was processed, so one retry on a fresh connection is safe.
-    bool safe = reused_ && !got_headers_ && reason == http::StreamResetReason::ConnectionTermination;
-    parent_.onUpstreamFailure(http::resetReasonName(reason), "UR", false, true, safe);
+    // Or the server refused the stream unprocessed (HTTP/2 GOAWAY): also safe, and it may
+    // happen again when the server drains connections often.
+    bool refused = reason == http::StreamResetReason::RefusedStream;
+    bool safe = refused ||
+                (reused_ && !got_headers_ && reason == http::StreamResetReason::ConnectionTermination);
+    parent_.onUpstreamFailure(http::resetReasonName(reason), "UR", false, true, safe, refused);
   }
   void onAboveWriteBufferHighWatermark() override {
     if (above_high_) return;
@@ -419,7 +423,8 @@ void RouterFilter::onUpstreamTrailers(http::HeaderMapPtr trailers) {
 }
 
 void RouterFilter::onUpstreamFailure(const char* reset_reason, const char* flag,
-                                     bool connect_failure, bool reset, bool safe_to_retry) {
+                                     bool connect_failure, bool reset, bool safe_to_retry,
+                                     bool refused) {
   if (downstream_response_started_) {
     // Part of the response is out: all we can do is end the downstream stream.
     callbacks_->streamInfo().addFlag("UR");
@@ -428,9 +433,11 @@ void RouterFilter::onUpstreamFailure(const char* reset_reason, const char* flag,
   }
   const RetryPolicy& rp = route_->retry_policy;
   bool body_available = !had_body_ || (retries_left_ > 0 && !body_too_big_for_retry_);
-  if (safe_to_retry && !safe_retry_used_ && request_complete_ && body_available) {
-    // The keep-alive race: retry once on a new connection, outside the retry budget.
-    safe_retry_used_ = true;
+  // Retries of requests the upstream never processed, outside the retry budget: once for
+  // the keep-alive race, a few times for refused HTTP/2 streams.
+  if (safe_to_retry && safe_retries_ < (refused ? kMaxRefusedRetries : 1) && request_complete_ &&
+      body_available) {
+    safe_retries_++;
     upstream_.reset();
     tried_.clear();
     startUpstream();

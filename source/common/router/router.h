@@ -52,7 +52,7 @@ private:
   void onUpstreamTrailers(http::HeaderMapPtr trailers);
   // A failure before any response byte went downstream: retry or answer locally.
   void onUpstreamFailure(const char* reset_reason, const char* flag, bool connect_failure,
-                         bool reset, bool safe_to_retry);
+                         bool reset, bool safe_to_retry, bool refused = false);
   bool retryAllowed();
   void scheduleRetry();
   void onGlobalTimeout();
@@ -78,7 +78,9 @@ private:
   bool request_complete_{false};
   bool body_too_big_for_retry_{false};
   bool downstream_response_started_{false};
-  bool safe_retry_used_{false};
+  // Retries of requests the upstream never processed (see onUpstreamFailure).
+  static constexpr uint32_t kMaxRefusedRetries = 5;
+  uint32_t safe_retries_{0};
   bool had_body_{false};
   bool retry_counted_{false};
 };

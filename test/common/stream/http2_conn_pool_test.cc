@@ -547,7 +547,7 @@ TEST_P(Http2ConnPoolTest, GoAwaySendsNewStreamsToANewConnection) {
   });
   ASSERT_TRUE(until([&] { return retry != nullptr && server_->held.size() == 2; }));
   run([&] {
-    EXPECT_THAT(refused->resets, ElementsAre(http::StreamResetReason::ConnectionTermination));
+    EXPECT_THAT(refused->resets, ElementsAre(http::StreamResetReason::RefusedStream));
     EXPECT_FALSE(refused->complete);
     ASSERT_EQ(server_->conns.size(), 2u);
     EXPECT_EQ(server_->held[1]->path, "/retry");
