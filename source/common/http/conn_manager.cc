@@ -263,7 +263,7 @@ public:
     if (destroyed_) return;
     parent_.config_->stats->downstream_rq_tx_reset.inc();
     ConnectionManager& parent = parent_;
-    if (parent.http2_) {
+    if (parent.http2()) {
       // HTTP/2 resets just this stream (RST_STREAM).
       response_.removeCallbacks(*this);
       codec_reset_ = true;
@@ -516,8 +516,8 @@ void ConnectionManager::onDrain() {
   draining_ = true;
   // HTTP/2: GOAWAY naming the last stream the client opened; those finish. HTTP/1: the
   // response in flight says "connection: close".
-  if (http2_) http2_->goAway();
-  if (http1_) http1_->disableKeepAlive();
+  if (http2()) http2()->goAway();
+  if (http1()) http1()->disableKeepAlive();
   if (streams_.empty()) connection_->close(network::ConnectionCloseType::FlushWrite);
 }
 
@@ -547,13 +547,11 @@ bool ConnectionManager::createCodec(buffer::Buffer& data) {
   }
   if (protocol_ == Protocol::Http2) {
     auto codec = std::make_unique<http2::ServerConnection>(*connection_, *this, config_->http2_settings);
-    http2_ = codec.get();
     codec_ = std::move(codec);
   } else {
     auto codec = std::make_unique<http1::ServerConnection>(*connection_, *this, config_->limits);
     // AUTO serves both protocols, so it also takes HTTP/1.1's way to HTTP/2.
     if (config_->codec_type == ConnectionManagerConfig::CodecType::Auto) codec->enableH2cUpgrade();
-    http1_ = codec.get();
     codec_ = std::move(codec);
   }
   return true;
@@ -562,25 +560,31 @@ bool ConnectionManager::createCodec(buffer::Buffer& data) {
 network::FilterStatus ConnectionManager::onData(buffer::Buffer& data, bool end_stream) {
   if (!codec_) {
     buffer::Buffer* in = &data;
-    if (!preface_.empty()) {
-      preface_.move(data);
-      in = &preface_;
+    if (preface_) {
+      preface_->move(data);
+      in = preface_.get();
     }
     if (!createCodec(*in)) {
-      if (in == &data) preface_.move(data);
+      if (in == &data) {
+        preface_ = std::make_unique<buffer::Buffer>(&connection_->dispatcher().blockPool());
+        preface_->move(data);
+      }
       if (end_stream) connection_->close(network::ConnectionCloseType::NoFlush);
       return network::FilterStatus::StopIteration;
     }
-    if (in == &preface_) data.move(preface_);
+    if (in == preface_.get()) {
+      data.move(*preface_);
+      preface_.reset();
+    }
   }
   absl::Status st = codec_->dispatch(data);
-  if (st.ok() && http1_ != nullptr && http1_->h2cUpgradePending()) st = upgradeToHttp2();
+  if (st.ok() && http1() != nullptr && http1()->h2cUpgradePending()) st = upgradeToHttp2();
   if (!st.ok()) {
     config_->stats->downstream_cx_protocol_error.inc();
     TERN_LOG(Debug, "downstream %s: protocol error: %s", connection_->remoteAddress().toString(),
              st.message());
     // HTTP/1 answers with a status line; HTTP/2's GOAWAY is already in the write buffer.
-    if (http1_) http1_->sendProtocolError(st);
+    if (http1()) http1()->sendProtocolError(st);
     connection_->close(network::ConnectionCloseType::FlushWrite);
     return network::FilterStatus::StopIteration;
   }
@@ -598,8 +602,7 @@ network::FilterStatus ConnectionManager::onData(buffer::Buffer& data, bool end_s
 void ConnectionManager::releaseIdleHttp1Codec() {
   // Nothing half-read or queued: free the codec until the next request (as nginx frees
   // its request state on keep-alive connections). It may be on the stack: later.
-  if (http1_ && http1_->idle()) {
-    http1_ = nullptr;
+  if (http1() && http1()->idle()) {
     connection_->dispatcher().deferredDelete(std::move(codec_));
   }
 }
@@ -609,19 +612,17 @@ void ConnectionManager::releaseIdleHttp1Codec() {
 // the client's preface.
 absl::Status ConnectionManager::upgradeToHttp2() {
   buffer::Buffer rest(&connection_->dispatcher().blockPool());
-  HeaderMapPtr request = http1_->acceptH2cUpgrade(rest);
+  HeaderMapPtr request = http1()->acceptH2cUpgrade(rest);
   std::string settings(request->getView("http2-settings"));
-  http1_ = nullptr;
   connection_->dispatcher().deferredDelete(std::move(codec_));
   TERN_LOG(Debug, "downstream %s: upgrade to HTTP/2 (h2c)",
            connection_->remoteAddress().toString());
   protocol_ = Protocol::Http2;
   auto codec = std::make_unique<http2::ServerConnection>(*connection_, *this, config_->http2_settings);
-  http2_ = codec.get();
   codec_ = std::move(codec);
-  absl::Status st = http2_->upgradeFromHttp1(settings, std::move(request));
+  absl::Status st = http2()->upgradeFromHttp1(settings, std::move(request));
   if (!st.ok()) return st;
-  if (draining_) http2_->goAway(); // stream 1 finishes, nothing more
+  if (draining_) http2()->goAway(); // stream 1 finishes, nothing more
   return rest.empty() ? absl::OkStatus() : codec_->dispatch(rest);
 }
 
@@ -629,7 +630,7 @@ void ConnectionManager::onEvent(network::ConnectionEvent event) {
   if (event == network::ConnectionEvent::Connected) return;
   config_->stats->downstream_cx_active.dec();
   idle_timer_.reset();
-  if (http2_) http2_->onConnectionClosed(); // resets its open streams
+  if (http2()) http2()->onConnectionClosed(); // resets its open streams
   // The connection is gone: every stream on it is reset.
   while (!streams_.empty()) streams_.front()->onResetStream(StreamResetReason::ConnectionTermination);
 }
@@ -637,12 +638,12 @@ void ConnectionManager::onEvent(network::ConnectionEvent event) {
 // HTTP/2 turns the connection's watermarks into per-stream ones (each stream's own send
 // buffer fills while the connection is backed up); HTTP/1 has one stream to tell.
 void ConnectionManager::onAboveWriteBufferHighWatermark() {
-  if (http2_) return http2_->onAboveWriteBufferHighWatermark();
+  if (http2()) return http2()->onAboveWriteBufferHighWatermark();
   for (auto& s : streams_) s->onAboveWriteBufferHighWatermark();
 }
 
 void ConnectionManager::onBelowWriteBufferLowWatermark() {
-  if (http2_) return http2_->onBelowWriteBufferLowWatermark();
+  if (http2()) return http2()->onBelowWriteBufferLowWatermark();
   for (auto& s : streams_) s->onBelowWriteBufferLowWatermark();
 }
 

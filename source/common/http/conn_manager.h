@@ -97,15 +97,23 @@ private:
 
   ConnectionManagerConfigSharedPtr config_;
   network::Connection* connection_{nullptr};
+  // The codec as its own type (nullptr when it is not that one, or there is none).
+  http1::ServerConnection* http1() const {
+    return codec_ && protocol_ != Protocol::Http2 ? static_cast<http1::ServerConnection*>(codec_.get())
+                                                  : nullptr;
+  }
+  http2::ServerConnection* http2() const {
+    return codec_ && protocol_ == Protocol::Http2 ? static_cast<http2::ServerConnection*>(codec_.get())
+                                                  : nullptr;
+  }
+
   // HTTP/1: exists only while a request is under way (see removeStream). HTTP/2: for the
-  // connection's life. Exactly one of http1_/http2_ points at it.
+  // connection's life. protocol_ says which.
   std::unique_ptr<CodecConnection> codec_;
-  http1::ServerConnection* http1_{nullptr};
-  http2::ServerConnection* http2_{nullptr};
   Protocol protocol_{Protocol::Http11};
   bool protocol_known_{false};
   bool draining_{false}; // graceful shutdown: close once the streams in flight are done
-  buffer::Buffer preface_; // AUTO: the first bytes, until they tell the protocol
+  std::unique_ptr<buffer::Buffer> preface_; // AUTO: the first bytes, until they tell the protocol
   std::list<std::unique_ptr<ActiveStream>> streams_;
   event::TimerPtr idle_timer_;
   event::MonotonicTime idle_since_{};

@@ -79,7 +79,7 @@ private:
   bool body_too_big_for_retry_{false};
   bool downstream_response_started_{false};
   // Retries of requests the upstream never processed (see onUpstreamFailure).
-  static constexpr uint32_t kMaxRefusedRetries = 5;
+  static constexpr uint32_t kMaxRefusedRetries = 10;
   uint32_t safe_retries_{0};
   bool had_body_{false};
   bool retry_counted_{false};
