@@ -835,7 +835,10 @@ TEST_P(Http2IntegrationTest, H2loadManyConcurrentStreams) {
   RecordProperty("nginx_h1_upstream_cx_total", static_cast<int>(counter("cluster.nginx_h1.upstream_cx_total")));
   EXPECT_GE(h2_cx, 1u);
   EXPECT_LE(h2_cx, 8u) << "HTTP/2 upstream connections for 2000 requests";
-  EXPECT_GE(counter("cluster.nginx_h1.upstream_cx_total"), 10 * h2_cx);
+  // HTTP/1.1 needs a connection per concurrent request (up to 128 here, fewer when
+  // requests finish faster than they arrive); raw_epoll's shards each open their own
+  // HTTP/2 connection.
+  EXPECT_GT(counter("cluster.nginx_h1.upstream_cx_total"), 3 * h2_cx);
   EXPECT_EQ(counter("http.ingress.downstream_cx_protocol_error"), 0u);
 }
 
