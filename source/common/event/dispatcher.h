@@ -55,6 +55,15 @@ using DeferredDeletablePtr = std::unique_ptr<DeferredDeletable>;
 // A shard's serial executor. Everything but post() and exit() is called only by code
 // already running on this shard, which the implementation never runs on two threads at
 // once; so a shard's objects need no locks.
+// Work that waits for the end of the current loop turn, after every ready event has been
+// handled: connections flush their writes there, so the responses of many streams handled
+// in one turn leave in one writev.
+class EndOfTurnCallback {
+public:
+  virtual ~EndOfTurnCallback() = default;
+  virtual void onEndOfTurn() = 0;
+};
+
 class Dispatcher {
 public:
   virtual ~Dispatcher() = default;
@@ -63,6 +72,10 @@ public:
   virtual FileEventPtr createFileEvent(int fd, FileReadyCb cb, uint32_t events) = 0;
   virtual TimerPtr createTimer(TimerCb cb) = 0;
   virtual void deferredDelete(DeferredDeletablePtr obj) = 0;
+  // Runs `cb` once the current turn's events are handled (at once where there is no loop).
+  // The caller registers an object at most once per turn and cancels it if it goes away.
+  virtual void atEndOfTurn(EndOfTurnCallback& cb) { cb.onEndOfTurn(); }
+  virtual void cancelEndOfTurn(EndOfTurnCallback&) {}
   // Thread-safe: run `cb` on this shard soon.
   virtual void post(std::function<void()> cb) = 0;
   virtual MonotonicTime now() const = 0;

@@ -79,6 +79,29 @@ void DispatcherBase::runTimers() {
   timers_.runDue(now());
 }
 
+void DispatcherBase::atEndOfTurn(EndOfTurnCallback& cb) { end_of_turn_.push_back(&cb); }
+
+void DispatcherBase::cancelEndOfTurn(EndOfTurnCallback& cb) {
+  for (auto*& p : end_of_turn_) {
+    if (p == &cb) p = nullptr;
+  }
+  for (auto*& p : end_of_turn_batch_) {
+    if (p == &cb) p = nullptr;
+  }
+}
+
+void DispatcherBase::runEndOfTurn() {
+  // A callback may add more (a flush that closes a connection wakes another): repeat.
+  while (!end_of_turn_.empty()) {
+    end_of_turn_batch_.swap(end_of_turn_);
+    for (size_t i = 0; i < end_of_turn_batch_.size(); i++) {
+      EndOfTurnCallback* cb = end_of_turn_batch_[i];
+      if (cb != nullptr) cb->onEndOfTurn();
+    }
+    end_of_turn_batch_.clear();
+  }
+}
+
 void DispatcherBase::clearDeferred() {
   // Destructors may defer more deletes; loop until none are left.
   // The two vectors trade places and keep their capacity: no allocation per loop turn.

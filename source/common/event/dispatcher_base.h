@@ -27,6 +27,8 @@ public:
   const std::string& name() const override { return name_; }
   TimerPtr createTimer(TimerCb cb) override;
   void deferredDelete(DeferredDeletablePtr obj) override;
+  void atEndOfTurn(EndOfTurnCallback& cb) override;
+  void cancelEndOfTurn(EndOfTurnCallback& cb) override;
   void post(std::function<void()> cb) override;
   MonotonicTime now() const override { return std::chrono::steady_clock::now(); }
   buffer::BlockPool& blockPool() override { return pool_; }
@@ -51,6 +53,8 @@ protected:
   void runPosted();
   bool runActivated();
   void runTimers();
+  // Runs the end-of-turn callbacks (and those they add).
+  void runEndOfTurn();
   void clearDeferred();
   bool hasActivated() const { return !activated_.empty(); }
 
@@ -100,6 +104,8 @@ protected:
   TimerHeap timers_;
   absl::flat_hash_map<uint64_t, FileEventImpl*> events_;
   std::vector<std::pair<uint64_t, uint32_t>> activated_;
+  std::vector<EndOfTurnCallback*> end_of_turn_;       // nullptr: cancelled
+  std::vector<EndOfTurnCallback*> end_of_turn_batch_; // being run
   std::vector<DeferredDeletablePtr> deferred_;
   std::vector<DeferredDeletablePtr> deferred_batch_; // being destroyed by clearDeferred()
   absl::Mutex post_mu_;

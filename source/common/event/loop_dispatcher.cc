@@ -89,10 +89,12 @@ void LoopDispatcher::run() {
     }
     runPosted();
     runActivated();
+    runEndOfTurn();
     clearDeferred();
   }
   // Shut down: let deferred objects go while the shard is still "current".
   runPosted();
+  runEndOfTurn();
   clearDeferred();
 }
 

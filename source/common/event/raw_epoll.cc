@@ -96,6 +96,7 @@ void ShardDispatcher::runBatch() {
   }
   runPosted();
   runActivated();
+  runEndOfTurn();
   clearDeferred();
   absl::MutexLock lock(&mu_);
   scheduled_ = false;

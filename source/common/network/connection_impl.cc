@@ -41,6 +41,7 @@ ConnectionImpl::ConnectionImpl(event::Dispatcher& dispatcher, int fd, Address lo
 }
 
 ConnectionImpl::~ConnectionImpl() {
+  if (flush_scheduled_) dispatcher_.cancelEndOfTurn(*this);
   if (fd_ >= 0) {
     file_event_.reset();
     ::close(fd_);
@@ -246,11 +247,20 @@ void ConnectionImpl::write(buffer::Buffer& data, bool end_stream) {
   }
   write_buffer_.move(data);
   if (end_stream) write_end_stream_ = true;
-  if (!connecting_) {
-    flushWrite();
+  if (!connecting_ && !flush_scheduled_) {
+    // Written at the end of this loop turn, with whatever else is written by then.
+    flush_scheduled_ = true;
+    dispatcher_.atEndOfTurn(*this);
     if (state_ == State::Closed) return;
   }
   checkWatermarks();
+}
+
+void ConnectionImpl::onEndOfTurn() {
+  flush_scheduled_ = false;
+  if (state_ == State::Closed || connecting_) return;
+  flushWrite();
+  if (state_ != State::Closed) checkWatermarks();
 }
 
 void ConnectionImpl::checkWatermarks() {

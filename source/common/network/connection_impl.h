@@ -19,7 +19,9 @@ public:
   virtual void onBypassWritable() = 0;
 };
 
-class ConnectionImpl : public ClientConnection, protected ReadFilterCallbacks {
+class ConnectionImpl : public ClientConnection,
+                       protected ReadFilterCallbacks,
+                       private event::EndOfTurnCallback {
 public:
   // `connected` false: a client socket that connect() will start.
   ConnectionImpl(event::Dispatcher& dispatcher, int fd, Address local, Address remote,
@@ -82,6 +84,7 @@ private:
   void onConnectFinished();
   void runReadFilters();
   void flushWrite();
+  void onEndOfTurn() override; // the batched flush
   void closeSocket(ConnectionEvent event);
   void raiseEvent(ConnectionEvent event);
   void updateFileEvent();
@@ -120,6 +123,7 @@ private:
   bool write_event_wanted_{false};
   bool in_read_filters_{false};
   bool redeliver_{false};
+  bool flush_scheduled_{false};      // an end-of-turn flush is registered
   bool peer_hung_up_{false};         // the last readiness report carried a hang-up            // run the filters on buffered bytes (read re-enabled)
 };
 

@@ -266,6 +266,24 @@ TEST_P(ConnectionImplTest, BufferedBytesRedeliveredAfterReadEnable) {
 
 // The peer does not read: once more than the limit is buffered the high watermark fires
 // (once); when the peer drains it, the low watermark fires, and every byte arrives.
+// Writes made during one loop turn leave together when the turn ends (one writev for
+// the responses of many streams), not one system call each.
+TEST_P(ConnectionImplTest, WritesOfOneTurnLeaveTogetherAtItsEnd) {
+  connect();
+  ssize_t seen_during_turn = -2;
+  ASSERT_TRUE(run([&] {
+    buffer::Buffer a, b;
+    a.add("first ");
+    conn_->write(a, false);
+    b.add("second");
+    conn_->write(b, false);
+    char buf[64];
+    seen_during_turn = recv(peer_, buf, sizeof(buf), MSG_DONTWAIT);
+  }));
+  EXPECT_EQ(seen_during_turn, -1) << "bytes reached the socket before the turn ended";
+  EXPECT_EQ(peerRead(12), "first second");
+}
+
 TEST_P(ConnectionImplTest, WatermarksFollowTheWriteBuffer) {
   connect([](ConnectionImpl& c) { c.setBufferLimits(64 * 1024); });
   const std::string chunk = pattern(64 * 1024);
@@ -286,6 +304,14 @@ TEST_P(ConnectionImplTest, WatermarksFollowTheWriteBuffer) {
       }
     }
     above = conn_->aboveHighWatermark();
+    // Writes leave at the end of the loop turn: queue more than the kernel can take then
+    // (16 MiB), so the buffer is still above the limit after that flush.
+    while (written < 16u * 1024 * 1024) {
+      buffer::Buffer b;
+      b.add(chunk);
+      conn_->write(b, false);
+      written += chunk.size();
+    }
   }));
   ASSERT_TRUE(above) << "never went above the high watermark after " << written << " bytes";
   // It fires on the write that crosses the limit, not before, not later.
