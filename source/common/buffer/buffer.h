@@ -29,6 +29,7 @@ public:
   BlockPool& pool() const { return *pool_; }
 
   void add(const void* data, size_t len) {
+    if (len == 0) return; // data may be null then, which memcpy must not see
     // Inline for the common case (the tail block has room): encoders add many small pieces.
     Slice* t = tail();
     if (t != nullptr && t->room() >= len) {
