@@ -913,8 +913,12 @@ TEST_P(Http2IntegrationTest, BigResponsesWithPausedStreamsKeepMemoryBounded) {
     int64_t growth_mb = (max_rss - before) / 1024;
     RecordProperty(absl::StrCat("rss_growth_mb", up), static_cast<int>(growth_mb));
     RecordProperty(absl::StrCat("max_blocks_in_use", up), static_cast<int>(max_blocks.load()));
-    // 8 paused streams of 10 MB: buffering them would take 80 MB.
+    // 8 paused streams of 10 MB: buffering them would take 80 MB. Tern's own count of
+    // buffer blocks in use is the bound in every build; RSS too, except under ASan, whose
+    // quarantine keeps every freed block resident (RSS then grows with the bytes relayed).
+#if !defined(__SANITIZE_ADDRESS__)
     EXPECT_LT(growth_mb, 48) << "RSS grew from " << before / 1024 << " MB to " << max_rss / 1024 << " MB";
+#endif
     EXPECT_LE(max_blocks.load() * 16384, 32 * 1024 * 1024) << "blocks in use: " << max_blocks;
   }
   EXPECT_TRUE(counterReaches("http.ingress.downstream_rq_2xx", 26));
