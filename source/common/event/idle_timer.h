@@ -8,6 +8,19 @@
 namespace tern {
 namespace event {
 
+// For a timer armed `timeout` after the last activity at `since` and left armed while busy:
+// when it comes due early (activity since it was armed), arms it for the remainder and
+// returns true; false when the whole timeout has passed. Shared by IdleTimer and the lazily
+// re-armed idle timers of connections and pools.
+inline bool rearmIfNotIdleYet(Timer& timer, MonotonicTime now, MonotonicTime since,
+                              std::chrono::milliseconds timeout) {
+  auto idle = now - since;
+  if (idle >= timeout) return false;
+  timer.enableTimer(std::chrono::duration_cast<std::chrono::milliseconds>(timeout - idle) +
+                    std::chrono::milliseconds(1));
+  return true;
+}
+
 // Fires `on_idle` once nothing has called touch() for `timeout`. touch() only records the
 // time; when the timer comes due early it re-arms for the remainder, so a busy stream or
 // connection never touches the timer heap per byte.
@@ -24,12 +37,7 @@ public:
 
 private:
   void onTimer() {
-    auto idle = std::chrono::steady_clock::now() - last_;
-    if (idle < timeout_) {
-      timer_->enableTimer(std::chrono::duration_cast<std::chrono::milliseconds>(timeout_ - idle) +
-                          std::chrono::milliseconds(1));
-      return;
-    }
+    if (rearmIfNotIdleYet(*timer_, std::chrono::steady_clock::now(), last_, timeout_)) return;
     on_idle_();
   }
 

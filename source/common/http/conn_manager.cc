@@ -687,12 +687,9 @@ void ConnectionManager::armIdleTimer() {
 
 void ConnectionManager::onIdleTimer() {
   if (!streams_.empty()) return; // armed again when the last stream ends
-  auto idle = connection_->dispatcher().now() - idle_since_;
-  if (idle < config_->idle_timeout) {
-    // Streams came and went since it was armed: wait out the rest.
-    idle_timer_->enableTimer(
-        std::chrono::duration_cast<std::chrono::milliseconds>(config_->idle_timeout - idle) +
-        std::chrono::milliseconds(1));
+  // Streams may have come and gone since it was armed: then it waits out the rest.
+  if (event::rearmIfNotIdleYet(*idle_timer_, connection_->dispatcher().now(), idle_since_,
+                               config_->idle_timeout)) {
     return;
   }
   config_->stats->downstream_cx_idle_timeout.inc();

@@ -6,6 +6,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/string_view.h"
 #include "source/common/common/logger.h"
+#include "source/common/event/idle_timer.h"
 
 namespace tern {
 namespace stream {
@@ -522,11 +523,8 @@ void Http2ConnPool::markIdle(ActiveClient& c) {
 void Http2ConnPool::onIdleTimer(ActiveClient& c) {
   // Busy (or draining): armed again when it next goes idle.
   if (c.state_ != ActiveClient::State::Ready || !c.idle_ || c.activeStreams() > 0) return;
-  const auto timeout = cluster_.httpIdleTimeout();
-  auto idle = shard_.dispatcher().now() - c.idle_since_;
-  if (idle < timeout) {
-    c.idle_timer_->enableTimer(std::chrono::duration_cast<std::chrono::milliseconds>(timeout - idle) +
-                               std::chrono::milliseconds(1));
+  if (event::rearmIfNotIdleYet(*c.idle_timer_, shard_.dispatcher().now(), c.idle_since_,
+                               cluster_.httpIdleTimeout())) {
     return;
   }
   cluster_.stats().upstream_cx_idle_timeout.inc();

@@ -1,6 +1,7 @@
 #include "source/common/stream/http_conn_pool.h"
 
 #include "source/common/common/logger.h"
+#include "source/common/event/idle_timer.h"
 
 namespace tern {
 namespace stream {
@@ -173,11 +174,8 @@ void Http1ConnPool::onClientIdle(ActiveClient& c) {
 
 void Http1ConnPool::onIdleTimer(ActiveClient& c) {
   if (c.list_ != &idle_) return; // busy: armed again when it goes idle
-  const auto timeout = cluster_.httpIdleTimeout();
-  auto idle = shard_.dispatcher().now() - c.idle_since_;
-  if (idle < timeout) {
-    c.idle_timer_->enableTimer(std::chrono::duration_cast<std::chrono::milliseconds>(timeout - idle) +
-                               std::chrono::milliseconds(1));
+  if (event::rearmIfNotIdleYet(*c.idle_timer_, shard_.dispatcher().now(), c.idle_since_,
+                               cluster_.httpIdleTimeout())) {
     return;
   }
   cluster_.stats().upstream_cx_idle_timeout.inc();
