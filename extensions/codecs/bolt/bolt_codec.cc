@@ -226,6 +226,27 @@ void writeResponse(uint32_t info, uint16_t cmdcode, uint32_t id, uint16_t status
 
 } // namespace
 
+rpc::RouteKeys BoltCodec::routeKeys(const rpc::Frame& request) const {
+  // SOFARPC's "service" is "interface:version[:uniqueId]".
+  rpc::RouteKeys keys;
+  const http::HeaderMap& h = request.headers;
+  const absl::string_view* service = h.get("service");
+  if (service == nullptr) service = h.get("sofa_head_target_service");
+  if (service != nullptr) {
+    absl::string_view s = *service;
+    size_t c1 = s.find(':');
+    keys.service = s.substr(0, c1);
+    if (c1 != absl::string_view::npos) {
+      absl::string_view rest = s.substr(c1 + 1);
+      size_t c2 = rest.find(':');
+      keys.version = rest.substr(0, c2);
+      if (c2 != absl::string_view::npos) keys.group = rest.substr(c2 + 1);
+    }
+  }
+  if (const absl::string_view* m = h.get("sofa_head_method_name")) keys.method = *m;
+  return keys;
+}
+
 uint16_t localReplyStatus(rpc::LocalReplyError error) {
   switch (error) {
   case rpc::LocalReplyError::NoRoute:
@@ -233,6 +254,8 @@ uint16_t localReplyStatus(rpc::LocalReplyError error) {
   case rpc::LocalReplyError::Overflow: return kServerThreadpoolBusy;
   case rpc::LocalReplyError::Timeout: return kTimeout;
   case rpc::LocalReplyError::CodecError: return kCodecException;
+  case rpc::LocalReplyError::UpstreamReset: return kConnectionClosed;
+  case rpc::LocalReplyError::Rejected: return kServerException;
   }
   return kUnknown;
 }

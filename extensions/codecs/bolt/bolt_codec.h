@@ -66,6 +66,7 @@ public:
   uint64_t maxRequestId() const override { return 0xffffffffu; }
   rpc::DetectResult detect(const buffer::Buffer& data) const override;
   absl::StatusOr<rpc::FramePtr> decode(buffer::Buffer& in) const override;
+  rpc::RouteKeys routeKeys(const rpc::Frame& request) const override;
   bool isSuccess(const rpc::Frame& response) const override {
     return response.status == kSuccess;
   }

@@ -85,6 +85,8 @@ uint8_t localReplyStatus(rpc::LocalReplyError error) {
   case rpc::LocalReplyError::Overflow: return kServerThreadpoolExhausted;
   case rpc::LocalReplyError::Timeout: return kServerTimeout;
   case rpc::LocalReplyError::CodecError: return kBadRequest;
+  case rpc::LocalReplyError::UpstreamReset: return kServerError;
+  case rpc::LocalReplyError::Rejected: return kServiceError;
   }
   return kServerError;
 }
@@ -246,6 +248,26 @@ void DubboCodec::encodeLocalReply(const rpc::Frame& request, rpc::LocalReplyErro
 void DubboCodec::encodeHeartbeatResponse(const rpc::Frame& request, buffer::Buffer& out) const {
   writeHeader(kFlagEvent | kSerializationHessian2, kOk, request.request_id, 1, out);
   out.add("N", 1); // hessian2 null
+}
+
+rpc::RouteKeys DubboCodec::routeKeys(const rpc::Frame& request) const {
+  rpc::RouteKeys keys;
+  const http::HeaderMap& h = request.headers;
+  if (const absl::string_view* v = h.get("service")) keys.service = *v;
+  if (const absl::string_view* v = h.get("method")) keys.method = *v;
+  if (const absl::string_view* v = h.get("version")) keys.version = *v;
+  if (const absl::string_view* v = h.get("group")) keys.group = *v;
+  return keys;
+}
+
+bool DubboCodec::encodeGoAway(buffer::Buffer& out) const {
+  // Dubbo's READONLY_EVENT: a one-way event request whose data is the string "R". A
+  // consumer that gets it stops choosing this provider connection for new calls.
+  std::string body;
+  hessian2::writeString("R", body);
+  writeHeader(kFlagRequest | kFlagEvent | kSerializationHessian2, 0, 0, body.size(), out);
+  out.add(body);
+  return true;
 }
 
 absl::Status DubboCodec::patchRequestId(buffer::Buffer& frame, uint64_t new_id) const {

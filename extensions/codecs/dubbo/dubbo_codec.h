@@ -65,10 +65,12 @@ public:
   rpc::DetectResult detect(const buffer::Buffer& data) const override;
   absl::StatusOr<rpc::FramePtr> decode(buffer::Buffer& in) const override;
   absl::Status loadAllHeaders(rpc::Frame& frame) const override;
+  rpc::RouteKeys routeKeys(const rpc::Frame& request) const override;
   bool isSuccess(const rpc::Frame& response) const override { return response.status == kOk; }
   void encodeLocalReply(const rpc::Frame& request, rpc::LocalReplyError error,
                         absl::string_view message, buffer::Buffer& out) const override;
   void encodeHeartbeatResponse(const rpc::Frame& request, buffer::Buffer& out) const override;
+  bool encodeGoAway(buffer::Buffer& out) const override;
   absl::Status patchRequestId(buffer::Buffer& frame, uint64_t new_id) const override;
 
   // Arguments a parameter-type descriptor such as "Ljava/lang/String;[IJ" declares.

@@ -78,6 +78,8 @@ public:
   virtual event::Dispatcher& dispatcher() = 0;
   virtual void addConnectionCallbacks(ConnectionCallbacks& cb) = 0;
   virtual void removeConnectionCallbacks(ConnectionCallbacks& cb) = 0;
+  // A filter added once the chain is running (by another filter) gets onNewConnection at
+  // once, and the rest of the current read after the filters before it.
   virtual void addReadFilter(ReadFilterSharedPtr filter) = 0;
   // Tells the read filters to drain (see ReadFilter::onDrain).
   virtual void startDrain() {}

@@ -56,10 +56,13 @@ void ConnectionImpl::removeConnectionCallbacks(ConnectionCallbacks& cb) {
 void ConnectionImpl::addReadFilter(ReadFilterSharedPtr filter) {
   filter->initializeReadFilterCallbacks(*this);
   read_filters_.push_back(std::move(filter));
+  // Added by a filter of a running chain (protocol detection handing the connection on).
+  if (read_filters_initialized_) read_filters_.back()->onNewConnection();
 }
 
 bool ConnectionImpl::initializeReadFilters() {
   if (read_filters_.empty()) return false;
+  read_filters_initialized_ = true;
   for (auto& f : read_filters_) {
     if (f->onNewConnection() == FilterStatus::StopIteration) break;
     if (state_ != State::Open) break;

@@ -122,6 +122,7 @@ private:
   bool above_high_{false};
   bool write_event_wanted_{false};
   bool in_read_filters_{false};
+  bool read_filters_initialized_{false};
   bool redeliver_{false};
   bool flush_scheduled_{false};      // an end-of-turn flush is registered
   bool peer_hung_up_{false};         // the last readiness report carried a hang-up            // run the filters on buffered bytes (read re-enabled)

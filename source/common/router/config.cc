@@ -131,6 +131,56 @@ bool StringMatcher::matches(absl::string_view value) const {
   return false;
 }
 
+absl::StatusOr<HeaderMatcher> HeaderMatcher::create(const envoy::config::route::v3::HeaderMatcher& hp,
+                                                   const std::string& hat, bool http_name) {
+  HeaderMatcher hm;
+  hm.name = hp.name();
+  if (http_name) {
+    http::toLower(hm.name);
+    if (hm.name == "host") hm.name = ":authority";
+  }
+  hm.invert = hp.invert_match();
+  using HM = envoy::config::route::v3::HeaderMatcher;
+  envoy::type::matcher::v3::StringMatcher sm;
+  switch (hp.header_match_specifier_case()) {
+  case HM::kStringMatch:
+    sm = hp.string_match();
+    break;
+  case HM::kExactMatch:
+    sm.set_exact(hp.exact_match());
+    break;
+  case HM::kPrefixMatch:
+    sm.set_prefix(hp.prefix_match());
+    break;
+  case HM::kSuffixMatch:
+    sm.set_suffix(hp.suffix_match());
+    break;
+  case HM::kContainsMatch:
+    sm.set_contains(hp.contains_match());
+    break;
+  case HM::kSafeRegexMatch:
+    *sm.mutable_safe_regex() = hp.safe_regex_match();
+    break;
+  case HM::kPresentMatch:
+    hm.kind = HeaderMatcher::Kind::Present;
+    hm.present = hp.present_match();
+    break;
+  case HM::kRangeMatch:
+    hm.kind = HeaderMatcher::Kind::Range;
+    hm.range_start = hp.range_match().start();
+    hm.range_end = hp.range_match().end();
+    break;
+  default:
+    hm.kind = HeaderMatcher::Kind::Present; // no specifier: the header must be present
+  }
+  if (hm.kind == HeaderMatcher::Kind::Value) {
+    auto s = StringMatcher::create(sm, hat);
+    if (!s.ok()) return s.status();
+    hm.value = *s;
+  }
+  return hm;
+}
+
 bool HeaderMatcher::matches(const http::HeaderMap& headers) const {
   const absl::string_view* v = headers.get(name);
   bool result;
@@ -290,50 +340,9 @@ RouteConfig::create(const rv3::RouteConfiguration& proto, const std::string& at,
       for (int k = 0; k < m.headers_size(); k++) {
         const auto& hp = m.headers(k);
         std::string hat = absl::StrCat(rat, ".match.headers[", k, "]");
-        HeaderMatcher hm;
-        hm.name = hp.name();
-        http::toLower(hm.name);
-        if (hm.name == "host") hm.name = ":authority";
-        hm.invert = hp.invert_match();
-        using HM = envoy::config::route::v3::HeaderMatcher;
-        envoy::type::matcher::v3::StringMatcher sm;
-        switch (hp.header_match_specifier_case()) {
-        case HM::kStringMatch:
-          sm = hp.string_match();
-          break;
-        case HM::kExactMatch:
-          sm.set_exact(hp.exact_match());
-          break;
-        case HM::kPrefixMatch:
-          sm.set_prefix(hp.prefix_match());
-          break;
-        case HM::kSuffixMatch:
-          sm.set_suffix(hp.suffix_match());
-          break;
-        case HM::kContainsMatch:
-          sm.set_contains(hp.contains_match());
-          break;
-        case HM::kSafeRegexMatch:
-          *sm.mutable_safe_regex() = hp.safe_regex_match();
-          break;
-        case HM::kPresentMatch:
-          hm.kind = HeaderMatcher::Kind::Present;
-          hm.present = hp.present_match();
-          break;
-        case HM::kRangeMatch:
-          hm.kind = HeaderMatcher::Kind::Range;
-          hm.range_start = hp.range_match().start();
-          hm.range_end = hp.range_match().end();
-          break;
-        default:
-          hm.kind = HeaderMatcher::Kind::Present; // no specifier: the header must be present
-        }
-        if (hm.kind == HeaderMatcher::Kind::Value) {
-          auto s = StringMatcher::create(sm, hat);
-          if (!s.ok()) return s.status();
-          hm.value = *s;
-        }
-        route.headers.push_back(std::move(hm));
+        auto hm = HeaderMatcher::create(hp, hat, /*http_name=*/true);
+        if (!hm.ok()) return hm.status();
+        route.headers.push_back(std::move(*hm));
       }
       for (int k = 0; k < m.query_parameters_size(); k++) {
         const auto& qp = m.query_parameters(k);

@@ -34,6 +34,10 @@ private:
 };
 
 struct HeaderMatcher {
+  // Envoy's HeaderMatcher. `http_name`: lower-case the name and map host to :authority
+  // (RPC headers are matched by their name as sent).
+  static absl::StatusOr<HeaderMatcher> create(const envoy::config::route::v3::HeaderMatcher& proto,
+                                              const std::string& at, bool http_name);
   std::string name;
   enum class Kind { Value, Present, Range } kind{Kind::Value};
   StringMatcher value;

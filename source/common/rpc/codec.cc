@@ -24,6 +24,8 @@ const char* localReplyErrorName(LocalReplyError error) {
   case LocalReplyError::Timeout: return "timeout";
   case LocalReplyError::Overflow: return "overflow";
   case LocalReplyError::CodecError: return "codec_error";
+  case LocalReplyError::UpstreamReset: return "upstream_reset";
+  case LocalReplyError::Rejected: return "rejected";
   }
   return "unknown";
 }

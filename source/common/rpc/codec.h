@@ -38,10 +38,22 @@ enum class LocalReplyError : uint8_t {
   Timeout,           // the upstream did not answer in time
   Overflow,          // a circuit breaker or pending queue is full
   CodecError,        // the request could not be read (Frame::error is set)
+  UpstreamReset,     // the upstream connection failed or closed with the request in flight
+  Rejected,          // a stream filter refused the request (RBAC, rate limit, ...)
 };
 const char* localReplyErrorName(LocalReplyError error);
 
 enum class DetectResult : uint8_t { NeedMore, Yes, No };
+
+// What routes match on, with the same meaning in every protocol (see RouteMatch in
+// api/tern/filters/network/rpc_proxy/v1/rpc_proxy.proto). Views into the frame's headers;
+// empty when the frame has no such field.
+struct RouteKeys {
+  absl::string_view service;
+  absl::string_view method;
+  absl::string_view version;
+  absl::string_view group;
+};
 
 // One decoded frame.
 struct Frame {
@@ -116,6 +128,9 @@ public:
     return absl::OkStatus();
   }
 
+  // The frame's routing keys (call after loadAllHeaders when a route needs the group).
+  virtual RouteKeys routeKeys(const Frame& request) const = 0;
+
   // Whether a response reports success in its protocol.
   virtual bool isSuccess(const Frame& response) const = 0;
 
@@ -126,12 +141,30 @@ public:
   // Appends to `out` the answer to a HeartbeatRequest.
   virtual void encodeHeartbeatResponse(const Frame& request, buffer::Buffer& out) const = 0;
 
+  // Appends to `out` what tells a client to stop sending on this connection (Dubbo's
+  // read-only event) and returns true; false when the protocol has no such frame.
+  virtual bool encodeGoAway(buffer::Buffer& out) const {
+    (void)out;
+    return false;
+  }
+
   // Rewrites the request id of the one whole frame in `frame` (as decode() produced it in
   // Frame::raw) without re-encoding it; a checksum covering the id is updated too.
   // InvalidArgument when `frame` is not exactly one frame or the id does not fit.
   virtual absl::Status patchRequestId(buffer::Buffer& frame, uint64_t new_id) const = 0;
 };
 using CodecPtr = std::unique_ptr<Codec>;
+
+// A codec extension, registered under its protocol's name ("bolt", "dubbo") in
+// config::Registry<CodecFactory>.
+class CodecFactory {
+public:
+  virtual ~CodecFactory() = default;
+  virtual std::string name() const = 0;
+  // The registry's second key; codecs take no config message, so it is "tern.codecs.<name>".
+  virtual std::string configType() const { return "tern.codecs." + name(); }
+  virtual CodecPtr create(const CodecLimits& limits) const = 0;
+};
 
 } // namespace rpc
 } // namespace tern
