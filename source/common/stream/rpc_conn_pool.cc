@@ -134,15 +134,20 @@ RpcConnPool::Client* RpcConnPool::createClient() {
 }
 
 RpcConnPool::Client* RpcConnPool::pickClient() {
-  const uint32_t limit = options_.max_requests_per_connection;
-  if (limit == 0) {
+  // A connection is full at its request limit, or when every id is in flight.
+  const uint64_t limit = options_.max_requests_per_connection != 0
+                             ? std::min<uint64_t>(options_.max_requests_per_connection, codec_.maxRequestId())
+                             : codec_.maxRequestId();
+  if (options_.max_requests_per_connection == 0) {
     // Multiplexing: open up to the limit, then take turns.
     if (clients_.size() < maxConnections()) {
       if (Client* c = createClient()) return c;
     }
-    if (clients_.empty()) return nullptr;
-    next_client_ = (next_client_ + 1) % clients_.size();
-    return clients_[next_client_].get();
+    for (size_t k = 0; k < clients_.size(); k++) {
+      next_client_ = (next_client_ + 1) % clients_.size();
+      if (clients_[next_client_]->inflight_.size() < limit) return clients_[next_client_].get();
+    }
+    return nullptr;
   }
   for (auto& c : clients_) {
     if (c->inflight_.size() < limit) return c.get();
