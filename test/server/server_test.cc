@@ -152,6 +152,47 @@ TEST_F(ServerCreateTest, TerminalFilterMustBeLast) {
               {"static_resources.listeners[0].filter_chains[0].filters[0]", "terminal"});
 }
 
+std::string rpcProxy(const std::string& fields) {
+  return absl::StrCat(R"(          "@type": type.googleapis.com/tern.filters.network.rpc_proxy.v1.RpcProxy
+          stat_prefix: rpc
+)", fields);
+}
+
+// The RPC proxy's config errors name the field below the filter's typed_config.
+TEST_F(ServerCreateTest, RpcProxyConfigErrors) {
+  const std::string at = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config";
+  const std::string routes = "          route_config: {routes: [{match: {}, route: {cluster: c}}]}\n";
+  ASSERT_TRUE(create(bootstrap(listener(rpcProxy("          downstream_protocol: BOLT\n" + routes)), cluster("c"))).ok());
+  expectError(bootstrap(listener(rpcProxy("          downstream_protocol: DUBBO\n")), cluster("c")),
+              {at + ".route_config: must be set"});
+  expectError(bootstrap(listener(rpcProxy("          route_config: {routes: [{match: {}, route: {cluster: nope}}]}\n")),
+                        cluster("c")),
+              {at + ".route_config.routes[0].route.cluster", "unknown cluster 'nope'"});
+  expectError(bootstrap(listener(rpcProxy("          route_config: {routes: [{match: {}, route: {cluster: c, "
+                                          "retry_policy: {retry_on: '5xx'}}}]}\n")),
+                        cluster("c")),
+              {at + ".route_config.routes[0].route.retry_policy.retry_on", "unknown condition '5xx'"});
+  expectError(bootstrap(listener(rpcProxy("          route_config: {routes: [{match: {method: {safe_regex: {regex: '('}}}, "
+                                          "route: {cluster: c}}]}\n")),
+                        cluster("c")),
+              {at + ".route_config.routes[0].match.method.safe_regex.regex"});
+  expectError(bootstrap(listener(rpcProxy("          downstream_protocol: BOLT\n          upstream_protocol: DUBBO\n" +
+                                          routes)),
+                        cluster("c")),
+              {at + ".upstream_protocol", "does not convert between protocols"});
+  expectError(bootstrap(listener(rpcProxy("          downstream_protocol: BOLT\n          http: {stat_prefix: h}\n" +
+                                          routes)),
+                        cluster("c")),
+              {at + ".http: only with downstream_protocol AUTO"});
+  expectError(bootstrap(listener(rpcProxy("          rpc_filters: [{name: envoy.filters.http.router}]\n" + routes)),
+                        cluster("c")),
+              {at + ".rpc_filters[0]", "terminal"});
+  expectError(bootstrap(listener(rpcProxy("          rpc_filters: [{name: nope}]\n" + routes)), cluster("c")),
+              {at + ".rpc_filters[0].name: no stream filter named 'nope'"});
+  expectError(bootstrap(listener(rpcProxy(routes + "          max_frame_bytes: 3\n")), cluster("c")),
+              {at + ".max_frame_bytes"});
+}
+
 TEST_F(ServerCreateTest, TcpProxyWithoutStatPrefix) {
   std::string tp = R"(          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
           cluster: c
