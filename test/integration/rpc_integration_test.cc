@@ -749,6 +749,27 @@ TEST_P(RpcIntegrationTest, BoundPoolGivesEachDownstreamItsOwnUpstream) {
   EXPECT_TRUE(test::waitFor([&] { return server_->stats().gaugeValue("cluster.bound.upstream_cx_active") == 0; }));
 }
 
+// Graceful drain: a Dubbo consumer gets the read-only event (Dubbo's GOAWAY), a request
+// in flight still gets its answer, and connections close once idle.
+TEST_P(RpcIntegrationTest, DrainSendsDubboReadOnlyAndFinishesRequestsInFlight) {
+  Client d(port("dubbo"));
+  EXPECT_EQ(d.call(dubboRequest(1, "com.example.EchoService", "1.0.0", "echo", {})).status, 20);
+  Client b(port("bolt_pingpong"));
+  ASSERT_TRUE(b.send(boltRequest(1, kEcho, "in-flight"))); // answered after 50 ms
+  ASSERT_TRUE(test::waitFor([&] { return slow_.seenCount() == 1; }));
+  std::thread drainer([&] { server_->drain(std::chrono::milliseconds(5000)); });
+  Frame f;
+  ASSERT_TRUE(d.read(f));
+  EXPECT_EQ(f.flag, 0xa2); // request | event | hessian2, one-way
+  EXPECT_EQ(f.content, std::string("\x01R", 2));
+  EXPECT_TRUE(d.closedByPeer());
+  ASSERT_TRUE(b.read(f));
+  EXPECT_EQ(f.content, "slow:in-flight");
+  EXPECT_TRUE(b.closedByPeer());
+  drainer.join();
+  EXPECT_EQ(counter("rpc.dubbo.downstream_rq_drain_goaway"), 1u);
+}
+
 // One listener tells Bolt, Dubbo, HTTP/1.1 and HTTP/2 apart by their first bytes.
 TEST_P(RpcIntegrationTest, AutoDetectsBoltDubboHttp1AndHttp2) {
   Client b(port("auto"));
