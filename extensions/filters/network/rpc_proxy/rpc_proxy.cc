@@ -39,7 +39,8 @@ class RpcProxyFilter::ActiveRequest : public stream::RpcUpstreamRequest,
 public:
   ActiveRequest(RpcProxyFilter& parent, rpc::FramePtr frame)
       : parent_(parent), request_(std::move(frame)), downstream_id_(request_->request_id),
-        two_way_(request_->kind == rpc::FrameKind::Request) {}
+        two_way_(request_->kind == rpc::FrameKind::Request),
+        retry_copy_(&parent.conn_->dispatcher().blockPool()) {}
 
   // Runs the decoder filters from where they stopped, then routes and sends.
   void decode() {
@@ -248,11 +249,13 @@ public:
   const bool two_way_;
   bool done_{false};
   bool retrying_{false};
+  // The shard's blocks (never the thread-local fallback pool: a raw_epoll shard moves
+  // between threads).
+  buffer::Buffer retry_copy_;
   const rpc::Route* route_{nullptr};
   upstream::Cluster* cluster_{nullptr};
   stream::RpcConnPool* pool_{nullptr};
   uint32_t retries_left_{0};
-  buffer::Buffer retry_copy_;
   event::MonotonicTime sent_at_{};
   event::MonotonicTime deadline_{kNoDeadline};
   ActiveRequest* prev_{nullptr};
