@@ -175,6 +175,28 @@ absl::Status parseHeaderMap(rpc::ByteCursor& c, http::HeaderMap& headers) {
   return absl::OkStatus();
 }
 
+// The same from contiguous bytes (the usual case: a frame rarely spans two blocks), with
+// no copy but into the map.
+absl::Status parseHeaderMap(const uint8_t* p, size_t n, http::HeaderMap& headers) {
+  size_t at = 0;
+  while (at < n) {
+    absl::string_view kv[2];
+    bool null[2];
+    for (int i = 0; i < 2; i++) {
+      if (n - at < 4) return absl::InvalidArgumentError("bolt: truncated header map");
+      const uint32_t len = rpc::loadBe32(p + at);
+      at += 4;
+      null[i] = len > 0x7fffffffu;
+      if (null[i]) continue;
+      if (len > n - at) return absl::InvalidArgumentError("bolt: header map entry overruns the header map");
+      kv[i] = absl::string_view(reinterpret_cast<const char*>(p + at), len);
+      at += len;
+    }
+    if (!null[0] && !null[1]) headers.add(kv[0], kv[1]);
+  }
+  return absl::OkStatus();
+}
+
 void appendString(std::string& out, absl::string_view s) {
   uint8_t len[4];
   rpc::storeBe32(len, static_cast<uint32_t>(s.size()));
@@ -307,7 +329,17 @@ absl::StatusOr<rpc::FramePtr> BoltCodec::decode(buffer::Buffer& in) const {
     frame->timeout_ms = static_cast<uint32_t>(h.timeout);
   }
 
-  rpc::ByteCursor c(frame->raw, h.size, size_t(h.class_len) + h.header_len);
+  const size_t names = size_t(h.class_len) + h.header_len;
+  if (names == 0) return frame;
+  if (const uint8_t* p = frame->raw.contiguousAt(h.size, names)) {
+    if (h.class_len > 0) {
+      frame->headers.add(kClassNameHeader,
+                         absl::string_view(reinterpret_cast<const char*>(p), h.class_len));
+    }
+    frame->error = parseHeaderMap(p + h.class_len, h.header_len, frame->headers);
+    return frame;
+  }
+  rpc::ByteCursor c(frame->raw, h.size, names);
   if (h.class_len > 0) {
     std::string class_name;
     c.readAppend(class_name, h.class_len);

@@ -94,6 +94,34 @@ void Buffer::move(Buffer& other, size_t len) {
   }
 }
 
+const uint8_t* Buffer::contiguousAt(size_t start, size_t len) const {
+  for (size_t i = head_; i < slices_.size(); i++) {
+    const Slice& s = slices_[i];
+    if (start < s.size()) {
+      return start + len <= s.size() ? s.block->data() + s.start + start : nullptr;
+    }
+    start -= s.size();
+  }
+  return nullptr;
+}
+
+void Buffer::writeAt(size_t start, const void* data, size_t len) {
+  assert(start + len <= length_);
+  const uint8_t* src = static_cast<const uint8_t*>(data);
+  for (size_t i = head_; i < slices_.size() && len > 0; i++) {
+    Slice& s = slices_[i];
+    if (start >= s.size()) {
+      start -= s.size();
+      continue;
+    }
+    size_t n = std::min<size_t>(len, s.size() - start);
+    std::memcpy(s.block->data() + s.start + start, src, n);
+    src += n;
+    len -= n;
+    start = 0;
+  }
+}
+
 void Buffer::drain(size_t len) {
   assert(len <= length_);
   while (len > 0) {

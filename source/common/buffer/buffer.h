@@ -53,6 +53,11 @@ public:
   // Copies `len` bytes starting at `start` into `out` (the caller checked the range).
   void copyOut(size_t start, size_t len, void* out) const;
   std::string toString() const;
+  // The `len` bytes at `start` when they sit in one slice, else nullptr.
+  const uint8_t* contiguousAt(size_t start, size_t len) const;
+  // Overwrites `len` bytes at `start` (inside the buffer) in place. A buffer owns its
+  // blocks alone (moves hand them over), so no other buffer sees the change.
+  void writeAt(size_t start, const void* data, size_t len);
   // Byte at `index` (< length()).
   uint8_t peek(size_t index) const;
 

@@ -80,17 +80,7 @@ bool ByteCursor::readBe32(uint32_t& v) {
 }
 
 void overwrite(buffer::Buffer& buffer, std::initializer_list<BufferPatch> patches) {
-  buffer::Buffer out(&buffer.pool());
-  size_t at = 0;
-  for (const BufferPatch& p : patches) {
-    assert(p.offset >= at && p.offset + p.len <= buffer.length() + at);
-    out.move(buffer, p.offset - at);
-    out.add(p.data, p.len);
-    buffer.drain(p.len);
-    at = p.offset + p.len;
-  }
-  out.move(buffer);
-  buffer.move(out);
+  for (const BufferPatch& p : patches) buffer.writeAt(p.offset, p.data, p.len);
 }
 
 } // namespace rpc

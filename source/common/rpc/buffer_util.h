@@ -74,9 +74,8 @@ private:
   size_t remaining_{0};
 };
 
-// Replaces bytes of `buffer` in place: each patch's `len` bytes at `offset` (increasing,
-// not overlapping, inside the buffer). Untouched slices move by pointer; only the slices
-// holding patched bytes are copied.
+// Replaces bytes of `buffer` in place: each patch's `len` bytes at `offset` (inside the
+// buffer). The buffer owns its blocks alone, so nothing else sees the change.
 struct BufferPatch {
   size_t offset;
   const void* data;

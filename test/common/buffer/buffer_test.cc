@@ -65,6 +65,30 @@ TEST_F(BufferTest, AddAcrossBlockBoundaries) {
   EXPECT_EQ(pool_.inUse(), 0);
 }
 
+// Blocks of 64 bytes: a contiguous view exists only inside one slice; writes in place
+// land across slice boundaries and leave the rest alone.
+TEST_F(BufferTest, ContiguousAtAndWriteAtAcrossSlices) {
+  Buffer b(&pool_);
+  std::string data = pattern(200);
+  b.add(data.data(), data.size());
+  b.drain(10); // the first slice now starts inside its block
+  std::string expect = data.substr(10);
+  const uint8_t* p = b.contiguousAt(0, 54);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(p), 54), expect.substr(0, 54));
+  EXPECT_EQ(b.contiguousAt(50, 10), nullptr); // spans the first two slices
+  p = b.contiguousAt(60, 20);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(p), 20), expect.substr(60, 20));
+  EXPECT_EQ(b.contiguousAt(180, 20), nullptr); // past the end
+  b.writeAt(50, "ABCDEFGHIJ", 10); // crosses from slice 0 into slice 1
+  expect.replace(50, 10, "ABCDEFGHIJ");
+  b.writeAt(0, "z", 1);
+  expect[0] = 'z';
+  EXPECT_EQ(b.toString(), expect);
+  EXPECT_EQ(b.length(), 190u);
+}
+
 TEST_F(BufferTest, DestructorReturnsBlocks) {
   {
     Buffer b(&pool_);
