@@ -93,7 +93,7 @@ public:
     for (auto* s : {&bolt_v1_, &bolt_v2_, &bolt_other_, &dubbo_v1_, &dubbo_v2_, &dubbo_canary_}) s->port = test::freePort();
     bolt_v1_.args = {"--name", "v1"};
     bolt_v2_.args = {"--name", "v2", "--version", "2.0"};
-    bolt_other_.args = {"--name", "other", "--services", "com.tern.test.OtherService"};
+    bolt_other_.args = {"--name", "other", "--services", "com.tern.test.OtherService,com.tern.test.EchoService"};
     dubbo_v1_.args = {"--name", "d1"};
     dubbo_v2_.args = {"--name", "d2", "--version", "2.0.0"};
     dubbo_canary_.args = {"--name", "canary", "--group", "canary"};
@@ -147,6 +147,8 @@ public:
             routes:
             - match: {service: {exact: com.tern.test.EchoService}, version: {exact: "2.0"}}
               route: {cluster: bolt_v2}
+            - match: {service: {exact: com.tern.test.EchoService}, method: {exact: sleep}}
+              route: {cluster: bolt_other}
             - match: {service: {exact: com.tern.test.EchoService}}
               route: {cluster: bolt_v1, retry_policy: {retry_on: "connect-failure", num_retries: 3}}
             - match: {service: {prefix: com.tern.test.Other}}
@@ -257,6 +259,10 @@ TEST_P(RpcPeersTest, BoltV2WithCrcAndRoutingByServiceAndVersion) {
   r = bolt({"--service", "com.tern.test.OtherService", "--requests", "50"});
   EXPECT_ALL_OK(r, 50);
   EXPECT_EQ(r.answers("other"), 50);
+  // By method: sofa-rpc-node sends it only inside its SofaRequest.
+  r = bolt({"--method", "sleep", "--arg", "1", "--requests", "20"});
+  EXPECT_ALL_OK(r, 20);
+  EXPECT_EQ(r.answers("other"), 20);
   // No route: Tern answers NO_PROCESSOR (6) itself.
   r = bolt({"--service", "com.tern.test.Nobody", "--requests", "5"});
   ASSERT_TRUE(r.parsed) << r.out;

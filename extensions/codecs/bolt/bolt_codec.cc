@@ -197,6 +197,107 @@ absl::Status parseHeaderMap(const uint8_t* p, size_t n, http::HeaderMap& headers
   return absl::OkStatus();
 }
 
+// A little Hessian, enough to find SofaRequest.methodName at the start of a request's
+// content: short strings and ints, and the class definition both grammars write ('C'
+// in Hessian 2.0 as Java writes it; 'O' with a raw type name in the 2.0 draft that
+// sofa-rpc-node's hessian.js writes).
+class HessianPeek {
+public:
+  HessianPeek(const uint8_t* p, size_t n) : p_(p), n_(n) {}
+  bool byte(uint8_t& b) {
+    if (at_ >= n_) return false;
+    b = p_[at_++];
+    return true;
+  }
+  bool readInt(uint32_t& v) {
+    uint8_t t;
+    if (!byte(t)) return false;
+    if (t >= 0x80 && t <= 0xbf) {
+      v = t - 0x90u;
+      return t >= 0x90;
+    }
+    if (t >= 0xc8 && t <= 0xcf) {
+      uint8_t b;
+      if (!byte(b)) return false;
+      v = ((t - 0xc8u) << 8) | b;
+      return true;
+    }
+    if (t == 'I' && n_ - at_ >= 4) {
+      v = rpc::loadBe32(p_ + at_);
+      at_ += 4;
+      return true;
+    }
+    return false;
+  }
+  // A string of ASCII characters (all the names here are).
+  bool readString(absl::string_view& s) {
+    uint8_t t;
+    if (!byte(t)) return false;
+    size_t len;
+    if (t <= 0x1f) {
+      len = t;
+    } else if (t >= 0x30 && t <= 0x33) {
+      uint8_t b;
+      if (!byte(b)) return false;
+      len = (size_t(t - 0x30) << 8) | b;
+    } else if (t == 'S' && n_ - at_ >= 2) {
+      len = rpc::loadBe16(p_ + at_);
+      at_ += 2;
+    } else {
+      return false;
+    }
+    if (n_ - at_ < len) return false;
+    s = absl::string_view(reinterpret_cast<const char*>(p_ + at_), len);
+    at_ += len;
+    return true;
+  }
+  bool raw(size_t len) {
+    if (n_ - at_ < len) return false;
+    at_ += len;
+    return true;
+  }
+
+private:
+  const uint8_t* p_;
+  size_t n_;
+  size_t at_{0};
+};
+
+// SofaRequest.methodName from a hessian2 content, when its class definition and the
+// object start it and methodName is the first field (as both SOFA clients write it).
+bool sofaMethodName(const uint8_t* p, size_t n, absl::string_view& method) {
+  HessianPeek h(p, n);
+  uint8_t t;
+  if (!h.byte(t)) return false;
+  uint32_t len;
+  absl::string_view type;
+  if (t == 'C') {
+    if (!h.readString(type)) return false;
+  } else if (t == 'O') {
+    if (!h.readInt(len) || !h.raw(len)) return false;
+  } else {
+    return false;
+  }
+  uint32_t fields;
+  absl::string_view first;
+  if (!h.readInt(fields) || fields == 0 || !h.readString(first) || first != "methodName") return false;
+  for (uint32_t i = 1; i < fields; i++) {
+    absl::string_view ignored;
+    if (!h.readString(ignored)) return false;
+  }
+  if (!h.byte(t)) return false;
+  if (t == 'O' || t == 'o') {
+    if (!h.readInt(len)) return false;
+  } else if (t < 0x60 || t > 0x6f) {
+    return false;
+  }
+  return h.readString(method);
+}
+
+constexpr char kSofaRequestClass[] = "com.alipay.sofa.rpc.core.request.SofaRequest";
+constexpr char kMethodHeader[] = "sofa_head_method_name";
+constexpr size_t kMethodPeekBytes = 512;
+
 void appendString(std::string& out, absl::string_view s) {
   uint8_t len[4];
   rpc::storeBe32(len, static_cast<uint32_t>(s.size()));
@@ -244,6 +345,26 @@ void writeResponse(uint32_t info, uint16_t cmdcode, uint32_t id, uint16_t status
     rpc::storeBe32(c, static_cast<uint32_t>(crc));
     out.add(c, kCrcLen);
   }
+}
+
+// Clients that do not send sofa_head_method_name (sofa-rpc-node) still name the method
+// in the first field of their SofaRequest: expose it under that header.
+void addMethodFromContent(const Header& h, rpc::Frame& frame) {
+  if (h.type == kTypeResponse || h.cmdcode != kCmdRequest || h.codec != kCodecHessian2 ||
+      h.content_len == 0 || !frame.error.ok() || frame.headers.get(kMethodHeader) != nullptr ||
+      frame.headers.getView(kClassNameHeader) != kSofaRequestClass) {
+    return;
+  }
+  const size_t at = h.size + h.class_len + h.header_len;
+  const size_t n = std::min<size_t>(h.content_len, kMethodPeekBytes);
+  uint8_t copy[kMethodPeekBytes];
+  const uint8_t* p = frame.raw.contiguousAt(at, n);
+  if (p == nullptr) {
+    frame.raw.copyOut(at, n, copy);
+    p = copy;
+  }
+  absl::string_view method;
+  if (sofaMethodName(p, n, method)) frame.headers.add(kMethodHeader, method);
 }
 
 } // namespace
@@ -337,6 +458,7 @@ absl::StatusOr<rpc::FramePtr> BoltCodec::decode(buffer::Buffer& in) const {
                          absl::string_view(reinterpret_cast<const char*>(p), h.class_len));
     }
     frame->error = parseHeaderMap(p + h.class_len, h.header_len, frame->headers);
+    addMethodFromContent(h, *frame);
     return frame;
   }
   rpc::ByteCursor c(frame->raw, h.size, names);
@@ -346,6 +468,7 @@ absl::StatusOr<rpc::FramePtr> BoltCodec::decode(buffer::Buffer& in) const {
     frame->headers.add(kClassNameHeader, class_name);
   }
   frame->error = parseHeaderMap(c, frame->headers);
+  addMethodFromContent(h, *frame);
   return frame;
 }
 

@@ -15,7 +15,9 @@
 // "sofa_head_target_service", "sofa_head_target_app", ...); pairs with a null key or value
 // are dropped, as the Java decoder does. The class name (e.g.
 // "com.alipay.sofa.rpc.core.request.SofaRequest") is the header "classname". The content
-// (hessian2 or protobuf) is never decoded. A header map that does not parse leaves the
+// (hessian2 or protobuf) is not decoded, but for one peek: a hessian2 SofaRequest without
+// "sofa_head_method_name" (sofa-rpc-node sends none) gets that header from the object's
+// first field, methodName. A header map that does not parse leaves the
 // frame intact with Frame::error set.
 //
 // Request ids are 32 bits. Local replies are responses with an empty class and content,

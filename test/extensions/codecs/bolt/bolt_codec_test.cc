@@ -187,9 +187,11 @@ struct Golden {
 
 std::vector<Golden> goldens() {
   const std::string service = "service=com.example.EchoService:1.0|";
+  // Read from the SofaRequest content (the Node client sends no method header).
+  const std::string kMethodEcho = "sofa_head_method_name=echo|";
   return {
       {"doc_request", kDocBoltRequest,
-       absl::StrCat("request id=1 timeout=3000 headers{", kSofaRequest, service, "} bytes=352")},
+       absl::StrCat("request id=1 timeout=3000 headers{", kSofaRequest, service, kMethodEcho, "} bytes=352")},
       {"doc_response", kDocBoltResponse,
        absl::StrCat("response id=1 status=0 headers{", kSofaResponse, "} bytes=176")},
       {"doc_heartbeat", kDocBoltHeartbeat,
@@ -197,18 +199,18 @@ std::vector<Golden> goldens() {
       {"doc_heartbeat_ack", kDocBoltHeartbeatAck,
        "heartbeat_response id=2 status=0 headers{} bytes=20"},
       {"v1_request", kNodeV1Request,
-       absl::StrCat("request id=7 timeout=3000 headers{", kSofaRequest, service, "} bytes=315")},
+       absl::StrCat("request id=7 timeout=3000 headers{", kSofaRequest, service, kMethodEcho, "} bytes=315")},
       {"v1_oneway", kNodeV1Oneway,
-       absl::StrCat("oneway id=8 timeout=3000 headers{", kSofaRequest, service, "} bytes=315")},
+       absl::StrCat("oneway id=8 timeout=3000 headers{", kSofaRequest, service, kMethodEcho, "} bytes=315")},
       {"v1_response", kNodeV1Response,
        absl::StrCat("response id=7 status=0 headers{", kSofaResponse, "} bytes=166")},
       {"v1_heartbeat", kNodeV1Heartbeat, "heartbeat_request id=9 timeout=3000 headers{} bytes=22"},
       {"v1_heartbeat_ack", kNodeV1HeartbeatAck,
        "heartbeat_response id=9 status=0 headers{} bytes=20"},
       {"v2_request", kNodeV2Request,
-       absl::StrCat("request id=10 timeout=3000 headers{", kSofaRequest, service, "} bytes=317")},
+       absl::StrCat("request id=10 timeout=3000 headers{", kSofaRequest, service, kMethodEcho, "} bytes=317")},
       {"v2_crc_request", kNodeV2CrcRequest,
-       absl::StrCat("request id=11 timeout=3000 headers{", kSofaRequest, service, "} bytes=321")},
+       absl::StrCat("request id=11 timeout=3000 headers{", kSofaRequest, service, kMethodEcho, "} bytes=321")},
       {"v2_crc_response", kNodeV2CrcResponse,
        absl::StrCat("response id=11 status=0 headers{", kSofaResponse, "} bytes=172")},
       {"v2_crc_heartbeat", kNodeV2CrcHeartbeat,
