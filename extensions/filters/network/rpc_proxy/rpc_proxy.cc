@@ -39,8 +39,7 @@ class RpcProxyFilter::ActiveRequest : public stream::RpcUpstreamRequest,
 public:
   ActiveRequest(RpcProxyFilter& parent, rpc::FramePtr frame)
       : parent_(parent), request_(std::move(frame)), downstream_id_(request_->request_id),
-        two_way_(request_->kind == rpc::FrameKind::Request),
-        retry_copy_(&parent.conn_->dispatcher().blockPool()) {}
+        two_way_(request_->kind == rpc::FrameKind::Request) {}
 
   // Runs the decoder filters from where they stopped, then routes and sends.
   void decode() {
@@ -92,7 +91,7 @@ public:
                         "tern: no healthy upstream for this request");
     }
     pool_ = &parent_.pool(*cluster_, host);
-    if (retries_left_ > 0 && two_way_) retry_copy_.addCopy(request_->raw);
+    if (retries_left_ > 0 && two_way_) retry_copy_ = request_->raw.toString();
     sent_at_ = parent_.conn_->dispatcher().now();
     if (!two_way_) {
       pool_->send(request_->raw, nullptr);
@@ -142,7 +141,8 @@ public:
       cluster_->stats().upstream_rq_retry.inc();
       const upstream::Host* last = pool_->host().get();
       pool_ = nullptr;
-      request_->raw.move(retry_copy_);
+      request_->raw.add(retry_copy_);
+      retry_copy_.clear();
       if (!retrying_) cluster_->retriesActive()++; // held until the request ends
       retrying_ = true;
       sendUpstream(last); // `this` may be gone when it returns
@@ -249,9 +249,9 @@ public:
   const bool two_way_;
   bool done_{false};
   bool retrying_{false};
-  // The shard's blocks (never the thread-local fallback pool: a raw_epoll shard moves
-  // between threads).
-  buffer::Buffer retry_copy_;
+  // The request's bytes while a retry may need them: exactly their size, not a pooled
+  // block per request in flight.
+  std::string retry_copy_;
   const rpc::Route* route_{nullptr};
   upstream::Cluster* cluster_{nullptr};
   stream::RpcConnPool* pool_{nullptr};
