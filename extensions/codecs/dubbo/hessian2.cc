@@ -1,5 +1,7 @@
 #include "extensions/codecs/dubbo/hessian2.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -30,6 +32,17 @@ absl::Status Reader::readUtf8Chars(size_t chars, std::string* out) {
   // Hessian counts UTF-16 units: a 4-byte sequence is a surrogate pair, two units. Java
   // writes a pair as two 3-byte sequences instead, which counts the same.
   while (chars > 0) {
+    // ASCII (one byte, one unit each) is nearly every string here: take a run at once.
+    absl::string_view run = in_.contiguous();
+    size_t ascii = 0;
+    const size_t limit = std::min(run.size(), chars);
+    while (ascii < limit && static_cast<uint8_t>(run[ascii]) < 0x80) ascii++;
+    if (ascii > 0) {
+      if (out != nullptr) out->append(run.data(), ascii);
+      in_.skip(ascii);
+      chars -= ascii;
+      continue;
+    }
     uint8_t b;
     if (!in_.peekByte(b)) return truncated();
     const int len = utf8Length(b);

@@ -10,7 +10,10 @@
 #include <initializer_list>
 #include <string>
 
+#include <algorithm>
+
 #include "absl/container/inlined_vector.h"
+#include "absl/strings/string_view.h"
 #include "source/common/buffer/buffer.h"
 
 namespace tern {
@@ -56,6 +59,13 @@ public:
     if (!peekByte(b)) return false;
     advance(1);
     return true;
+  }
+  // The bytes from here to the end of the current slice (or of the range, if sooner):
+  // what can be read without crossing a slice.
+  absl::string_view contiguous() const {
+    if (remaining_ == 0) return {};
+    const size_t n = std::min(remaining_, iov_[idx_].iov_len - off_);
+    return absl::string_view(static_cast<const char*>(iov_[idx_].iov_base) + off_, n);
   }
   // Copies the next `n` bytes to `out`; false (and nothing read) when fewer remain.
   bool read(void* out, size_t n);
