@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "source/common/config/bootstrap_loader.h"
 #include "source/server/server.h"
+#include "test/integration/tern_server.h"
 #include "test/integration/http_test_helpers.h"
 #include "test/test_common/test_upstream.h"
 
@@ -135,22 +136,11 @@ protected:
       endpoints:
       - lb_endpoints:
         - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: )",
-                                    upstream_port ? upstream_port : upstream_.port(), R"(}}}
-bootstrap_extensions:
-- name: tern.settings
-  typed_config:
-    "@type": type.googleapis.com/tern.bootstrap.v1.Settings
-    io_model: )",
-                                    GetParam(), "\n");
-    envoy::config::bootstrap::v3::Bootstrap bootstrap;
-    auto st = config::parseYamlInto(yaml, bootstrap);
-    ASSERT_TRUE(st.ok()) << st.message() << "\n" << yaml;
-    server::Options opts;
-    opts.concurrency = 2;
-    auto s = server::Server::create(bootstrap, opts);
-    ASSERT_TRUE(s.ok()) << s.status().message() << "\n" << yaml;
+                                    upstream_port ? upstream_port : upstream_.port(), "}}}\n",
+                                    test::ioModelSettings(GetParam()));
+    auto s = test::startTern(yaml);
+    ASSERT_TRUE(s.ok()) << s.status().message();
     server_ = std::move(*s);
-    server_->start();
   }
 
   uint16_t port() {

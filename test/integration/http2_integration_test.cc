@@ -30,6 +30,7 @@
 #include "gtest/gtest.h"
 #include "source/common/config/bootstrap_loader.h"
 #include "source/server/server.h"
+#include "test/integration/tern_server.h"
 #include "test/integration/http_test_helpers.h"
 #include "test/test_common/test_upstream.h"
 
@@ -494,21 +495,10 @@ protected:
         cluster("origin_h1", origin_h1_port_, ""), cluster("origin_h2", origin_h2_port_, h2Options()),
         cluster("origin_auto", origin_auto_port_, downstreamProtocolOptions()),
         cluster("raw_h1", raw_h1_.port(), ""), cluster("grpc", grpc_port_, h2Options()),
-        cluster("deaf", deaf_port_, h2Options()), cluster("dead", test::freePort(), h2Options()), R"(
-bootstrap_extensions:
-- name: tern.settings
-  typed_config:
-    "@type": type.googleapis.com/tern.bootstrap.v1.Settings
-    io_model: )", GetParam(), "\n");
-    envoy::config::bootstrap::v3::Bootstrap bootstrap;
-    auto st = config::parseYamlInto(yaml, bootstrap);
-    ASSERT_TRUE(st.ok()) << st.message() << "\n" << yaml;
-    server::Options opts;
-    opts.concurrency = 2;
-    auto s = server::Server::create(bootstrap, opts);
-    ASSERT_TRUE(s.ok()) << s.status().message() << "\n" << yaml;
+        cluster("deaf", deaf_port_, h2Options()), cluster("dead", test::freePort(), h2Options()), test::ioModelSettings(GetParam()));
+    auto s = test::startTern(yaml);
+    ASSERT_TRUE(s.ok()) << s.status().message();
     server_ = std::move(*s);
-    server_->start();
   }
 
   uint16_t port() {

@@ -24,6 +24,7 @@
 #include "source/common/config/registry.h"
 #include "source/server/filter_config.h"
 #include "source/server/server.h"
+#include "test/integration/tern_server.h"
 #include "test/test_common/test_upstream.h"
 
 namespace tern {
@@ -436,22 +437,10 @@ public:
         "  clusters:\n", cluster("v1", v1_.port()), cluster("v2", v2_.port()), cluster("canary", canary_.port()),
         cluster("deaf", deaf_.port()), cluster("flaky", flaky_.port()), cluster("dead", test::freePort()),
         cluster("slow1", slow_.port()), cluster("bound", bound_.port()),
-        cluster("restart", restart_.port()), R"(
-bootstrap_extensions:
-- name: tern.settings
-  typed_config:
-    "@type": type.googleapis.com/tern.bootstrap.v1.Settings
-    io_model: )",
-        GetParam(), "\n");
-    envoy::config::bootstrap::v3::Bootstrap bootstrap;
-    auto st = config::parseYamlInto(yaml, bootstrap);
-    ASSERT_TRUE(st.ok()) << st.message() << "\n" << yaml;
-    server::Options opts;
-    opts.concurrency = 2;
-    auto s = server::Server::create(bootstrap, opts);
-    ASSERT_TRUE(s.ok()) << s.status().message() << "\n" << yaml;
+        cluster("restart", restart_.port()), test::ioModelSettings(GetParam()));
+    auto s = test::startTern(yaml);
+    ASSERT_TRUE(s.ok()) << s.status().message();
     server_ = std::move(*s);
-    server_->start();
   }
 
   uint16_t port(const std::string& listener) {

@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "source/common/config/bootstrap_loader.h"
 #include "source/server/server.h"
+#include "test/integration/tern_server.h"
 #include "test/integration/http_test_helpers.h"
 #include "test/test_common/test_upstream.h"
 
@@ -175,22 +176,10 @@ public:
 )"),
                                     "  clusters:\n", cluster("bolt_v1", bolt_v1_.port), cluster("bolt_v2", bolt_v2_.port),
                                     cluster("bolt_other", bolt_other_.port), cluster("dubbo_v1", dubbo_v1_.port),
-                                    cluster("dubbo_v2", dubbo_v2_.port), cluster("dubbo_canary", dubbo_canary_.port), R"(
-bootstrap_extensions:
-- name: tern.settings
-  typed_config:
-    "@type": type.googleapis.com/tern.bootstrap.v1.Settings
-    io_model: )",
-                                    GetParam(), "\n");
-    envoy::config::bootstrap::v3::Bootstrap bootstrap;
-    auto st = config::parseYamlInto(yaml, bootstrap);
-    ASSERT_TRUE(st.ok()) << st.message() << "\n" << yaml;
-    server::Options opts;
-    opts.concurrency = 2;
-    auto s = server::Server::create(bootstrap, opts);
+                                    cluster("dubbo_v2", dubbo_v2_.port), cluster("dubbo_canary", dubbo_canary_.port), test::ioModelSettings(GetParam()));
+    auto s = test::startTern(yaml);
     ASSERT_TRUE(s.ok()) << s.status().message();
     server_ = std::move(*s);
-    server_->start();
   }
 
   uint16_t port(const std::string& name) { return server_->listenerAddress(name)->port(); }
