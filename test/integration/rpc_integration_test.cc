@@ -377,6 +377,8 @@ public:
               route: {cluster: flaky, retry_policy: {retry_on: "reset", num_retries: 1}}
             - match: {headers: [{name: target, exact_match: restart}]}
               route: {cluster: restart}
+            - match: {headers: [{name: target, exact_match: empty}]}
+              route: {cluster: empty}
             - match: {service: {exact: com.example.Down}}
               route: {cluster: dead, retry_policy: {retry_on: connect-failure, num_retries: 2}}
             - match: {service: {exact: com.example.EchoService}}
@@ -397,6 +399,14 @@ public:
             routes:
             - match: {}
               route: {cluster: slow1}
+)"),
+        rpcListener("bolt_tight", R"(          stat_prefix: bolt_tight
+          downstream_protocol: BOLT
+          pool_mode: PING_PONG
+          route_config:
+            routes:
+            - match: {}
+              route: {cluster: tight}
 )"),
         rpcListener("bolt_bound", R"(          stat_prefix: bolt_bound
           downstream_protocol: BOLT
@@ -437,7 +447,14 @@ public:
         "  clusters:\n", cluster("v1", v1_.port()), cluster("v2", v2_.port()), cluster("canary", canary_.port()),
         cluster("deaf", deaf_.port()), cluster("flaky", flaky_.port()), cluster("dead", test::freePort()),
         cluster("slow1", slow_.port()), cluster("bound", bound_.port()),
-        cluster("restart", restart_.port()), test::ioModelSettings(GetParam()));
+        cluster("restart", restart_.port()),
+        // One connection and one waiting request at most.
+        "  - name: tight\n    connect_timeout: 1s\n    circuit_breakers: {thresholds: [{max_connections: 1, "
+        "max_pending_requests: 1}]}\n    load_assignment:\n      cluster_name: tight\n      endpoints:\n"
+        "      - lb_endpoints:\n        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: ",
+        tight_.port(), "}}}\n",
+        // No endpoints at all.
+        "  - name: empty\n    connect_timeout: 1s\n    load_assignment: {cluster_name: empty}\n", test::ioModelSettings(GetParam()));
     auto s = test::startTern(yaml);
     ASSERT_TRUE(s.ok()) << s.status().message();
     server_ = std::move(*s);
@@ -466,6 +483,10 @@ public:
                       return slow_.echo(f);
                     }};
   RpcUpstream bound_{"bound"};
+  RpcUpstream tight_{"tight", [this](const Frame& f, int) {
+                       std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                       return tight_.echo(f);
+                     }};
   // "die" closes the connection (every request in flight on it is lost); others echo.
   RpcUpstream restart_{"restart", [this](const Frame& f, int) {
                          if (f.content == "die") return RpcUpstream::Answer{"", true};
@@ -616,6 +637,28 @@ TEST_P(RpcIntegrationTest, UpstreamRestartMidTraffic) {
   EXPECT_GE(restart_.connections(), 2);
   Client c(port("bolt"));
   EXPECT_EQ(c.call(boltRequest(1, {{"service", "x:1.0"}, {"target", "restart"}}, "after")).content, "restart:after");
+}
+
+// Circuit breakers: with one connection (ping-pong) and one waiting request allowed, a
+// third request at once is answered SERVER_THREADPOOL_BUSY (0x04); a cluster without hosts
+// NO_PROCESSOR (0x06).
+TEST_P(RpcIntegrationTest, OverflowAndNoHealthyUpstreamAnswers) {
+  Client c(port("bolt_tight"));
+  ASSERT_TRUE(c.send(boltRequest(1, kEcho, "a") + boltRequest(2, kEcho, "b") + boltRequest(3, kEcho, "c")));
+  std::map<uint64_t, Frame> got;
+  Frame f;
+  while (got.size() < 3 && c.read(f)) got[f.id] = f;
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[1].content, "tight:a");
+  EXPECT_EQ(got[2].content, "tight:b");
+  EXPECT_EQ(got[3].status, 0x04);
+  EXPECT_EQ(counter("rpc.bolt_tight.rq_overflow"), 1u);
+  EXPECT_EQ(counter("cluster.tight.upstream_rq_pending_overflow"), 1u);
+  Client e(port("bolt"));
+  f = e.call(boltRequest(4, {{"service", "x:1.0"}, {"target", "empty"}}));
+  EXPECT_EQ(f.id, 4u);
+  EXPECT_EQ(f.status, 0x06);
+  EXPECT_EQ(counter("rpc.bolt.rq_no_healthy_upstream"), 1u);
 }
 
 TEST_P(RpcIntegrationTest, DuplicateIdInFlightIsACodecError) {
