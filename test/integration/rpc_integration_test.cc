@@ -379,6 +379,8 @@ public:
               route: {cluster: restart}
             - match: {headers: [{name: target, exact_match: empty}]}
               route: {cluster: empty}
+            - match: {headers: [{name: target, exact_match: split}]}
+              route: {weighted_clusters: {clusters: [{name: v1, weight: 1}, {name: v2, weight: 1}]}}
             - match: {service: {exact: com.example.Down}}
               route: {cluster: dead, retry_policy: {retry_on: connect-failure, num_retries: 2}}
             - match: {service: {exact: com.example.EchoService}}
@@ -572,6 +574,18 @@ TEST_P(RpcIntegrationTest, BoltRoutesByServiceVersionMethodAndHeader) {
   EXPECT_EQ(f.id, 3u);
   EXPECT_EQ(f.status, 0x06);
   EXPECT_EQ(counter("rpc.bolt.rq_no_route"), 1u);
+}
+
+TEST_P(RpcIntegrationTest, WeightedClustersSplitCalls) {
+  Client c(port("bolt"));
+  std::map<std::string, int> by;
+  for (int i = 1; i <= 60; i++) {
+    Frame f = c.call(boltRequest(i, {{"service", "x:1.0"}, {"target", "split"}}, "w"));
+    by[f.content]++;
+  }
+  EXPECT_EQ(by["v1:w"] + by["v2:w"], 60);
+  EXPECT_GT(by["v1:w"], 10);
+  EXPECT_GT(by["v2:w"], 10);
 }
 
 TEST_P(RpcIntegrationTest, BoltTimeoutAnswersTimeoutAndLateResponsesAreDropped) {
