@@ -349,6 +349,26 @@ bool nextLine(absl::string_view in, size_t& pos, absl::string_view& line, absl::
   return true;
 }
 
+// The Connection tokens the codec acts on, found in one pass over the list.
+enum ConnectionToken : uint8_t { kClose = 1, kKeepAlive = 2, kUpgrade = 4, kHttp2Settings = 8 };
+uint8_t connectionTokens(absl::string_view list) {
+  uint8_t found = 0;
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    absl::string_view t = list.substr(0, comma);
+    list = comma == absl::string_view::npos ? absl::string_view() : list.substr(comma + 1);
+    while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+    while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+    switch (t.size()) {
+    case 5: found |= equalsLower(t, "close") ? kClose : 0; break;
+    case 7: found |= equalsLower(t, "upgrade") ? kUpgrade : 0; break;
+    case 10: found |= equalsLower(t, "keep-alive") ? kKeepAlive : 0; break;
+    case 14: found |= equalsLower(t, "http2-settings") ? kHttp2Settings : 0; break;
+    }
+  }
+  return found;
+}
+
 bool isDigits(absl::string_view s) {
   for (char c : s) {
     if (c < '0' || c > '9') return false;
@@ -520,10 +540,11 @@ absl::Status Parser::parseHead(absl::string_view in, size_t& consumed) {
       break;
     case 10:
       if (name == "connection") {
-        conn_close |= http::hasToken(value, "close");
-        conn_keep_alive |= http::hasToken(value, "keep-alive");
-        conn_upgrade |= http::hasToken(value, "upgrade");
-        conn_http2_settings |= http::hasToken(value, "http2-settings");
+        const uint8_t tokens = connectionTokens(value);
+        conn_close |= (tokens & kClose) != 0;
+        conn_keep_alive |= (tokens & kKeepAlive) != 0;
+        conn_upgrade |= (tokens & kUpgrade) != 0;
+        conn_http2_settings |= (tokens & kHttp2Settings) != 0;
       }
       break;
     case 14:
