@@ -816,6 +816,21 @@ TEST_P(RpcIntegrationTest, DrainSendsDubboReadOnlyAndFinishesRequestsInFlight) {
   EXPECT_EQ(counter("rpc.dubbo.downstream_rq_drain_goaway"), 1u);
 }
 
+// Stopping the server with requests in flight on every pool shape tears everything down
+// without touching freed state (the sanitizer build checks) and closes the clients.
+TEST_P(RpcIntegrationTest, StopWithRequestsInFlight) {
+  Client a(port("bolt"));
+  Client b(port("bolt_pingpong"));
+  Client c(port("bolt_bound"));
+  ASSERT_TRUE(a.send(boltRequest(1, {{"service", "x:1.0"}, {"sofa_head_method_name", "slowStop"}})));
+  ASSERT_TRUE(b.send(boltRequest(1, kEcho, "b")));
+  ASSERT_TRUE(c.send(boltRequest(1, kEcho, "c")));
+  ASSERT_TRUE(test::waitFor([&] { return deaf_.seenCount() == 1 && slow_.seenCount() == 1; }));
+  server_->stop();
+  EXPECT_TRUE(a.closedByPeer());
+  EXPECT_TRUE(b.closedByPeer());
+}
+
 // One listener tells Bolt, Dubbo, HTTP/1.1 and HTTP/2 apart by their first bytes.
 TEST_P(RpcIntegrationTest, AutoDetectsBoltDubboHttp1AndHttp2) {
   Client b(port("auto"));
