@@ -50,13 +50,6 @@ void BlockPool::release(Block* b) {
   }
 }
 
-void BlockPool::trim(size_t keep) {
-  while (free_.size() > keep) {
-    std::free(free_.back());
-    free_.pop_back();
-  }
-}
-
 BlockPool& BlockPool::fallback() {
   // Small cache: fallback pools serve tests and config-time code only.
   static thread_local BlockPool pool(kDefaultBlockSize, 16);

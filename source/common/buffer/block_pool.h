@@ -29,9 +29,6 @@ public:
 
   Block* acquire();
   void release(Block* b);
-  // Frees free blocks beyond `keep` (a shard calls it periodically: bursts reuse up to
-  // `max_free` blocks, an idle shard shrinks back).
-  void trim(size_t keep);
 
   uint32_t blockSize() const { return block_size_; }
   // Blocks handed out and not yet released: what buffers hold right now.

@@ -20,7 +20,7 @@ DispatcherBase::ScopedCurrent::ScopedCurrent(const DispatcherBase* d) : prev_(t_
 DispatcherBase::ScopedCurrent::~ScopedCurrent() { t_current = prev_; }
 
 DispatcherBase::DispatcherBase(std::string name, uint32_t block_size)
-    : name_(std::move(name)), pool_(block_size, kPoolMaxFree), timers_([this](MonotonicTime when) {
+    : name_(std::move(name)), pool_(block_size), timers_([this](MonotonicTime when) {
         // Arm the timerfd for the new earliest deadline (absolute, monotonic clock).
         auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch())
                       .count();
@@ -32,11 +32,6 @@ DispatcherBase::DispatcherBase(std::string name, uint32_t block_size)
       }) {
   timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (timer_fd_ < 0) throw std::runtime_error(std::string("timerfd_create: ") + strerror(errno));
-  trim_timer_ = createTimer([this] {
-    pool_.trim(kPoolKeepIdle);
-    trim_timer_->enableTimer(kPoolTrimInterval);
-  });
-  trim_timer_->enableTimer(kPoolTrimInterval);
 }
 
 DispatcherBase::~DispatcherBase() {

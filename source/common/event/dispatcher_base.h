@@ -98,14 +98,6 @@ protected:
     return it == events_.end() ? nullptr : it->second;
   }
 
-  // The shard's buffer blocks: up to kPoolMaxFree free ones are kept through a burst (HTTP/2
-  // streams each hold a few; past the cap every request paid a 16 KiB malloc and free),
-  // and every kPoolTrimInterval the free list shrinks back to kPoolKeepIdle, so an idle
-  // shard does not hoard memory.
-  static constexpr size_t kPoolMaxFree = 256;
-  static constexpr size_t kPoolKeepIdle = 16;
-  static constexpr std::chrono::milliseconds kPoolTrimInterval{1000};
-
   const std::string name_;
   buffer::BlockPool pool_;
   int timer_fd_{-1};
@@ -123,7 +115,6 @@ protected:
   uint64_t next_id_{1};
   // Whether the IO model re-arms after each callback (EPOLLONESHOT).
   bool oneshot_{false};
-  TimerPtr trim_timer_; // last: destroyed before the timer heap
 };
 
 } // namespace event
