@@ -161,6 +161,7 @@ void ConnectionBase::encodeTrailers(const http::HeaderMap& trailers) {
 class ServerConnection::ResponseEncoder : public http::StreamEncoder,
                                           public event::DeferredDeletable {
 public:
+  TERN_RECYCLED(ResponseEncoder)
   explicit ResponseEncoder(ServerConnection& parent) : parent_(parent) {}
 
   void encode1xxHeaders(const http::HeaderMap& headers) override {
@@ -402,6 +403,7 @@ void ServerConnection::onResponseComplete() {
 
 class ClientConnection::RequestEncoder : public http::StreamEncoder {
 public:
+  TERN_RECYCLED(RequestEncoder)
   explicit RequestEncoder(ClientConnection& parent) : parent_(parent) {}
 
   void encodeHeaders(const http::HeaderMap& headers, bool end_stream) override {

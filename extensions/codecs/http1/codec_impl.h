@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "extensions/codecs/http1/parser.h"
+#include "source/common/common/recycler.h"
 #include "source/common/http/codec.h"
 #include "source/common/network/connection.h"
 
@@ -37,6 +38,8 @@ protected:
 // input_ until the response before them is complete).
 class ServerConnection : public ConnectionBase, public http::CodecConnection {
 public:
+  // Made per request (freed while the connection is idle): recycled.
+  TERN_RECYCLED(ServerConnection)
   ServerConnection(network::Connection& connection, http::ServerConnectionCallbacks& callbacks,
                    Limits limits = {});
   ~ServerConnection() override;

@@ -78,7 +78,12 @@ public:
   virtual void cancelEndOfTurn(EndOfTurnCallback&) {}
   // Thread-safe: run `cb` on this shard soon.
   virtual void post(std::function<void()> cb) = 0;
+  // The time at the start of the current loop turn (as Envoy's approximate monotonic
+  // time): request timing and idle bookkeeping read it without a clock call each.
   virtual MonotonicTime now() const = 0;
+  virtual std::chrono::system_clock::time_point systemNow() const {
+    return std::chrono::system_clock::now();
+  }
   virtual buffer::BlockPool& blockPool() = 0;
   // Whether the calling thread is currently running this shard.
   virtual bool isThreadSafe() const = 0;

@@ -76,7 +76,8 @@ void DispatcherBase::runTimers() {
   uint64_t expirations;
   while (read(timer_fd_, &expirations, sizeof(expirations)) > 0) {
   }
-  timers_.runDue(now());
+  updateTime();
+  timers_.runDue(now_);
 }
 
 void DispatcherBase::atEndOfTurn(EndOfTurnCallback& cb) { end_of_turn_.push_back(&cb); }

@@ -30,7 +30,8 @@ public:
   void atEndOfTurn(EndOfTurnCallback& cb) override;
   void cancelEndOfTurn(EndOfTurnCallback& cb) override;
   void post(std::function<void()> cb) override;
-  MonotonicTime now() const override { return std::chrono::steady_clock::now(); }
+  MonotonicTime now() const override { return now_; }
+  std::chrono::system_clock::time_point systemNow() const override { return system_now_; }
   buffer::BlockPool& blockPool() override { return pool_; }
   bool isThreadSafe() const override;
 
@@ -102,6 +103,13 @@ protected:
   buffer::BlockPool pool_;
   int timer_fd_{-1};
   TimerHeap timers_;
+  // Read once per loop turn (updateTime), by the thread running the shard.
+  MonotonicTime now_{std::chrono::steady_clock::now()};
+  std::chrono::system_clock::time_point system_now_{std::chrono::system_clock::now()};
+  void updateTime() {
+    now_ = std::chrono::steady_clock::now();
+    system_now_ = std::chrono::system_clock::now();
+  }
   absl::flat_hash_map<uint64_t, FileEventImpl*> events_;
   std::vector<std::pair<uint64_t, uint32_t>> activated_;
   std::vector<EndOfTurnCallback*> end_of_turn_;       // nullptr: cancelled

@@ -27,24 +27,25 @@ inline bool rearmIfNotIdleYet(Timer& timer, MonotonicTime now, MonotonicTime sin
 class IdleTimer {
 public:
   IdleTimer(Dispatcher& dispatcher, std::chrono::milliseconds timeout, std::function<void()> on_idle)
-      : timeout_(timeout), on_idle_(std::move(on_idle)),
+      : dispatcher_(dispatcher), timeout_(timeout), on_idle_(std::move(on_idle)),
         timer_(dispatcher.createTimer([this] { onTimer(); })) {
     touch();
     timer_->enableTimer(timeout_);
   }
 
-  void touch() { last_ = std::chrono::steady_clock::now(); }
+  void touch() { last_ = dispatcher_.now(); }
 
 private:
   void onTimer() {
-    if (rearmIfNotIdleYet(*timer_, std::chrono::steady_clock::now(), last_, timeout_)) return;
+    if (rearmIfNotIdleYet(*timer_, dispatcher_.now(), last_, timeout_)) return;
     on_idle_();
   }
 
+  Dispatcher& dispatcher_;
   const std::chrono::milliseconds timeout_;
   std::function<void()> on_idle_;
   TimerPtr timer_;
-  std::chrono::steady_clock::time_point last_;
+  MonotonicTime last_;
 };
 
 } // namespace event

@@ -75,6 +75,7 @@ void LoopDispatcher::run() {
     bool busy = hasActivated() || !deferred_.empty() || has_posted_.load(std::memory_order_acquire);
     int n = epoll_wait(epoll_fd_, events, kMaxEvents, busy ? 0 : -1);
     if (n < 0 && errno != EINTR) break;
+    updateTime();
     for (int i = 0; i < n; i++) {
       uint64_t id = events[i].data.u64;
       if (id == kWakeId) {

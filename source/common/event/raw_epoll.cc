@@ -89,6 +89,7 @@ void ShardDispatcher::runBatch() {
     timer_ready_ = false;
     wakeup_pending_ = false;
   }
+  updateTime();
   for (auto& [id, ev] : ready) dispatchFd(id, ev);
   if (timer) {
     runTimers();

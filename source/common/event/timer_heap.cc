@@ -5,11 +5,94 @@ namespace event {
 
 void TimerImpl::enableTimer(std::chrono::milliseconds d) {
   disableTimer();
-  heap_.add(this, std::chrono::steady_clock::now() + d);
+  heap_.enable(this, d);
 }
 
 void TimerImpl::disableTimer() {
   if (index_ != kNotQueued) heap_.remove(this);
+}
+
+TimerHeap::~TimerHeap() {
+  // Timers that outlive their shard's heap (torn down together) must not unlink later.
+  for (auto& l : lists_) {
+    for (TimerImpl* t = l->head; t != nullptr; t = t->next_) t->index_ = TimerImpl::kNotQueued;
+  }
+  for (TimerImpl* t : heap_) t->index_ = TimerImpl::kNotQueued;
+}
+
+int TimerHeap::listFor(std::chrono::milliseconds d) {
+  if (d < kListMinimum) return -1;
+  for (size_t i = 0; i < lists_.size(); i++) {
+    if (lists_[i]->length == d) return static_cast<int>(i);
+  }
+  if (lists_.size() == kMaxLists) return -1;
+  auto l = std::make_unique<List>();
+  l->length = d;
+  List* raw = l.get();
+  l->runner = std::make_unique<TimerImpl>(*this, [this, raw] { runList(*raw); });
+  lists_.push_back(std::move(l));
+  return static_cast<int>(lists_.size() - 1);
+}
+
+void TimerHeap::enable(TimerImpl* t, std::chrono::milliseconds d) {
+  const MonotonicTime when = std::chrono::steady_clock::now() + d;
+  const int i = listFor(d);
+  if (i < 0) {
+    add(t, when);
+    return;
+  }
+  List* l = lists_[i].get();
+  // The clock never goes back, so appending keeps the list in deadline order.
+  t->when_ = when;
+  t->index_ = TimerImpl::kInList;
+  t->list_ = static_cast<uint8_t>(i);
+  t->prev_ = l->tail;
+  t->next_ = nullptr;
+  if (l->tail) {
+    l->tail->next_ = t;
+  } else {
+    l->head = t;
+  }
+  l->tail = t;
+  in_lists_++;
+  if (l->runner->index_ == TimerImpl::kNotQueued) {
+    add(l->runner.get(), when);
+    runners_in_heap_++;
+  }
+}
+
+void TimerHeap::unlink(TimerImpl* t) {
+  List& l = *lists_[t->list_];
+  if (t->prev_) {
+    t->prev_->next_ = t->next_;
+  } else {
+    l.head = t->next_;
+  }
+  if (t->next_) {
+    t->next_->prev_ = t->prev_;
+  } else {
+    l.tail = t->prev_;
+  }
+  t->prev_ = t->next_ = nullptr;
+  t->index_ = TimerImpl::kNotQueued;
+  in_lists_--;
+  // The runner stays armed: it finds the list empty or its head not due, and acts then.
+}
+
+void TimerHeap::runList(List& l) {
+  runners_in_heap_--;
+  const MonotonicTime now = std::chrono::steady_clock::now();
+  while (l.head != nullptr && l.head->when_ <= now) {
+    TimerImpl* t = l.head;
+    unlink(t);
+    // The callback may destroy the timer or re-enable it; nothing touches `t` after.
+    TimerCb cb = t->cb_;
+    cb();
+  }
+  if (l.head != nullptr && l.runner->index_ == TimerImpl::kNotQueued) {
+    add(l.runner.get(), l.head->when_);
+    runners_in_heap_++;
+  }
 }
 
 void TimerHeap::swapAt(uint32_t a, uint32_t b) {
@@ -49,6 +132,7 @@ void TimerHeap::add(TimerImpl* t, MonotonicTime when) {
 }
 
 void TimerHeap::remove(TimerImpl* t) {
+  if (t->index_ == TimerImpl::kInList) return unlink(t);
   uint32_t i = t->index_;
   uint32_t last = heap_.size() - 1;
   if (i != last) swapAt(i, last);

@@ -57,13 +57,14 @@ class ConnectionManager::ActiveStream : public event::DeferredDeletable,
                                         public StreamEncoderFilterCallbacks,
                                         public FilterChainFactoryCallbacks {
 public:
+  TERN_RECYCLED(ActiveStream)
   ActiveStream(ConnectionManager& parent, StreamEncoder& response, uint64_t id)
       : parent_(parent), response_(response), id_(id),
         decode_buffer_(&parent.connection_->dispatcher().blockPool()),
         encode_buffer_(&parent.connection_->dispatcher().blockPool()) {
     response_.addCallbacks(*this);
-    info_.start_time = std::chrono::system_clock::now();
-    info_.start_mono = std::chrono::steady_clock::now();
+    info_.start_time = dispatcher().systemNow();
+    info_.start_mono = dispatcher().now();
     info_.downstream_remote = parent.connection_->remoteAddress();
     info_.downstream_local = parent.connection_->localAddress();
     for (const auto& f : parent_.config_->filter_factories) f(*this);
@@ -293,7 +294,7 @@ public:
     idle_timer_.reset();
     for (auto& d : decoders_) d->onDestroy();
     for (auto& e : encoders_) e->onDestroy();
-    info_.end_mono = std::chrono::steady_clock::now();
+    info_.end_mono = dispatcher().now();
     if (parent_.config_->rq_time) {
       parent_.config_->rq_time->record(
           std::chrono::duration<double, std::milli>(info_.end_mono - info_.start_mono).count());
@@ -312,7 +313,7 @@ public:
     parent_.removeStream(*this);
   }
 
-  std::list<std::unique_ptr<ActiveStream>>::iterator self_;
+  StreamList::iterator self_;
 
 private:
   void touch() {

@@ -114,7 +114,9 @@ private:
   bool protocol_known_{false};
   bool draining_{false}; // graceful shutdown: close once the streams in flight are done
   std::unique_ptr<buffer::Buffer> preface_; // AUTO: the first bytes, until they tell the protocol
-  std::list<std::unique_ptr<ActiveStream>> streams_;
+  using StreamList = std::list<std::unique_ptr<ActiveStream>,
+                               common::RecyclingAllocator<std::unique_ptr<ActiveStream>>>;
+  StreamList streams_;
   event::TimerPtr idle_timer_;
   event::MonotonicTime idle_since_{};
   uint64_t next_stream_id_{1};

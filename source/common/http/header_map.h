@@ -10,6 +10,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "source/common/common/recycler.h"
 
 namespace tern {
 namespace http {
@@ -28,6 +29,7 @@ class HeaderMap {
 public:
   using Entry = std::pair<absl::string_view, absl::string_view>;
 
+  TERN_RECYCLED(HeaderMap)
   HeaderMap() = default;
   HeaderMap(const HeaderMap& other) { copyFrom(other); }
   HeaderMap& operator=(const HeaderMap& other) {

@@ -15,6 +15,7 @@ class RouterFilter::UpstreamRequest : public http::StreamDecoder,
                                       public http::StreamCallbacks,
                                       public stream::PoolCallbacks {
 public:
+  TERN_RECYCLED(UpstreamRequest)
   explicit UpstreamRequest(RouterFilter& parent) : parent_(parent) {}
   ~UpstreamRequest() override {
     if (pending_) pending_->cancel();
@@ -303,7 +304,7 @@ void RouterFilter::startUpstream() {
     return;
   }
   tried_.push_back(host.get());
-  upstream_start_ = std::chrono::steady_clock::now();
+  upstream_start_ = callbacks_->dispatcher().now();
   upstream_ = std::make_unique<UpstreamRequest>(*this);
   upstream_->start(host);
 }
@@ -404,7 +405,7 @@ void RouterFilter::onUpstreamHeaders(http::HeaderMapPtr headers, bool end_stream
 
 void RouterFilter::recordRqTime() {
   cluster_->rqTime().record(std::chrono::duration<double, std::milli>(
-                                std::chrono::steady_clock::now() - upstream_start_)
+                                callbacks_->dispatcher().now() - upstream_start_)
                                 .count());
 }
 

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "absl/container/inlined_vector.h"
+#include "source/common/common/recycler.h"
 #include "source/common/http/filter.h"
 #include "source/common/router/config.h"
 #include "source/common/stream/conn_pools.h"

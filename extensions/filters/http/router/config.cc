@@ -32,7 +32,8 @@ public:
     cfg->stats = stats_.back().get();
     router::RouterConfigSharedPtr shared = cfg;
     return http::FilterFactoryCb([shared](http::FilterChainFactoryCallbacks& cb) {
-      cb.addStreamDecoderFilter(std::make_shared<router::RouterFilter>(shared));
+      cb.addStreamDecoderFilter(std::allocate_shared<router::RouterFilter>(
+          common::RecyclingAllocator<router::RouterFilter>(), shared));
     });
   }
 
