@@ -234,6 +234,55 @@ TEST_P(DispatcherTest, ReEnableMovesTheDeadline) {
   EXPECT_GE(late_fired_after_ms.load(), 300);
 }
 
+// Timeouts of 500 ms or more share a list per length (TimerHeap): cancelling the head, a
+// middle entry or the tail, destroying one, and re-arming from a callback all behave as
+// in the heap, and lists and heap timers interleave by deadline.
+TEST_P(DispatcherTest, FixedLengthTimeoutListsBehaveLikeTheHeap) {
+  std::atomic<int64_t> first_fired_after_ms{-1};
+  std::atomic<int> rearmed{0};
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(runSync([&] {
+    for (int i = 0; i < 5; i++) {
+      timers_.push_back(d().createTimer([&, i] {
+        if (i == 3) {
+          first_fired_after_ms = std::chrono::duration_cast<milliseconds>(
+                                     std::chrono::steady_clock::now() - t0)
+                                     .count();
+          if (rearmed++ == 0) timers_[3]->enableTimer(milliseconds(600)); // again, later
+        }
+        record(i);
+      }));
+    }
+    for (int i = 0; i < 5; i++) timers_[i]->enableTimer(milliseconds(600));
+    timers_[0]->disableTimer(); // the head
+    timers_[2]->disableTimer(); // a middle one
+    timers_[1].reset();         // destroyed while listed
+    timers_[4]->disableTimer(); // the tail
+    timers_[4]->enableTimer(milliseconds(600)); // re-armed: now after 3
+    // A heap timer between the two rounds of the list.
+    timers_.push_back(d().createTimer([&] { record(5); }));
+    timers_[5]->enableTimer(milliseconds(100));
+  }));
+  ASSERT_TRUE(waitFor([&] { return orderSize() == 4; }));
+  settle();
+  EXPECT_EQ(order(), std::vector<int>({5, 3, 4, 3}));
+  EXPECT_GE(first_fired_after_ms.load(), 600); // a lower bound the deadline guarantees
+}
+
+// More distinct lengths than the heap keeps lists for: the rest use the heap, and all
+// fire in deadline order.
+TEST_P(DispatcherTest, ManyTimeoutLengthsFireInDeadlineOrder) {
+  const std::vector<int> delays = {950, 500, 900, 550, 850, 600, 800, 650, 750, 700};
+  ASSERT_TRUE(runSync([&] {
+    for (int ms : delays) {
+      timers_.push_back(d().createTimer([&, ms] { record(ms); }));
+      timers_.back()->enableTimer(milliseconds(ms));
+    }
+  }));
+  ASSERT_TRUE(waitFor([&] { return orderSize() == delays.size(); }));
+  EXPECT_EQ(order(), std::vector<int>({500, 550, 600, 650, 700, 750, 800, 850, 900, 950}));
+}
+
 TEST_P(DispatcherTest, TimersFireInDeadlineOrder) {
   const std::vector<int> delays = {50, 10, 0, 40, 20, 30};
   ASSERT_TRUE(runSync([&] {
