@@ -75,6 +75,25 @@ inline bool isFieldValue(absl::string_view s) {
   return ok;
 }
 
+// The first byte at or after `p` that no field value may hold (a control byte other than
+// HTAB, or DEL), or `end`: eight bytes at a time, as isFieldValue.
+inline const char* findControl(const char* p, const char* end) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  for (; end - p >= 8; p += 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    uint64_t below_space = (w - kOnes * 0x20) & ~w & kHigh;
+    uint64_t x = w ^ (kOnes * 0x7f);
+    uint64_t del = (x - kOnes) & ~x & kHigh;
+    if ((below_space | del) == 0) continue;
+    for (int i = 0; i < 8; i++) {
+      if (!kTchar.value_ok[static_cast<unsigned char>(p[i])]) return p + i;
+    }
+  }
+  while (p < end && kTchar.value_ok[static_cast<unsigned char>(*p)]) p++;
+  return p;
+}
+
 inline absl::string_view trimOws(absl::string_view s) {
   const char* b = s.data();
   const char* e = b + s.size();
@@ -483,20 +502,48 @@ absl::Status Parser::parseHead(absl::string_view in, size_t& consumed) {
   uint32_t http2_settings_count = 0;
   absl::string_view http2_settings;
   uint32_t count = 0;
+  // Field lines, scanned in place: the name by the tchar table up to its colon, the value
+  // word by word up to the first control byte, which must be the CR of a CRLF. Anything
+  // else is an error, or, with no line end yet, an incomplete head.
+  const char* const in_end = in.data() + in.size();
+  const char* p = in.data() + pos;
+  auto incomplete = [&] {
+    return in.size() > limit ? absl::ResourceExhaustedError("headers too large") : absl::OkStatus();
+  };
   for (;;) {
-    absl::string_view line;
-    if (!nextLine(in, pos, line, err)) {
-      // Incomplete: the caller collects more and comes back.
-      return in.size() > limit ? absl::ResourceExhaustedError("headers too large") : absl::OkStatus();
+    if (p >= in_end) return incomplete();
+    if (*p == '\r') { // the blank line ends the head
+      if (in_end - p < 2) return incomplete();
+      if (p[1] != '\n') return bad("bare CR");
+      p += 2;
+      break;
     }
-    if (!err.ok()) return err;
-    if (pos > limit) return absl::ResourceExhaustedError("headers too large");
-    if (line.empty()) break; // the blank line ends the head
+    if (*p == '\n') return bad("bare LF");
     if (++count > limits_.max_headers_count) return absl::ResourceExhaustedError("too many headers");
-    if (line[0] == ' ' || line[0] == '\t') return bad("obsolete line folding");
-    const char* colon = static_cast<const char*>(std::memchr(line.data(), ':', line.size()));
-    if (colon == nullptr) return bad("header without colon");
-    const size_t name_len = colon - line.data();
+    if (*p == ' ' || *p == '\t') return bad("obsolete line folding");
+    const char* const name_begin = p;
+    while (p < in_end && kTchar.ok[static_cast<unsigned char>(*p)]) p++;
+    if (p >= in_end) return incomplete();
+    if (*p != ':' || p == name_begin) {
+      // A byte no name may hold: an invalid name if a colon follows on this line.
+      const char* nl = static_cast<const char*>(std::memchr(p, '\n', in_end - p));
+      if (nl == nullptr) return incomplete();
+      return std::memchr(p, ':', nl - p) != nullptr || *p == ':' ? bad("invalid header name")
+                                                                 : bad("header without colon");
+    }
+    const size_t name_len = p - name_begin;
+    p++; // the colon
+    while (p < in_end && (*p == ' ' || *p == '\t')) p++;
+    const char* const value_begin = p;
+    p = findControl(p, in_end);
+    if (p >= in_end) return incomplete();
+    if (*p != '\r') return *p == '\n' ? bad("bare LF") : bad("invalid header value");
+    if (in_end - p < 2) return incomplete();
+    if (p[1] != '\n') return bad("invalid header value");
+    const char* value_end = p;
+    while (value_end > value_begin && (value_end[-1] == ' ' || value_end[-1] == '\t')) value_end--;
+    p += 2;
+    if (size_t(p - in.data()) > limit) return absl::ResourceExhaustedError("headers too large");
     // The name, lower-cased: on the stack unless it is unusually long.
     char stack_name[128];
     std::string long_name;
@@ -505,13 +552,9 @@ absl::Status Parser::parseHead(absl::string_view in, size_t& consumed) {
       long_name.resize(name_len);
       lowered = long_name.data();
     }
-    if (!lowerToken(absl::string_view(line.data(), name_len), lowered)) {
-      return bad("invalid header name");
-    }
+    lowerToken(absl::string_view(name_begin, name_len), lowered);
     const absl::string_view name(lowered, name_len);
-    absl::string_view value =
-        trimOws(absl::string_view(colon + 1, line.data() + line.size() - colon - 1));
-    if (!isFieldValue(value)) return bad("invalid header value");
+    const absl::string_view value(value_begin, value_end - value_begin);
     // The fields that decide framing, by length first: most fields are none of them.
     switch (name.size()) {
     case 4:
@@ -587,6 +630,7 @@ absl::Status Parser::parseHead(absl::string_view in, size_t& consumed) {
     }
     headers->add(name, value);
   }
+  pos = p - in.data();
   if (has_te && has_cl) return bad("both content-length and transfer-encoding");
   if (has_te && info.protocol == http::Protocol::Http10) return bad("transfer-encoding in HTTP/1.0");
   if (type_ == Type::Request && info.protocol == http::Protocol::Http11 && !has_authority) {
