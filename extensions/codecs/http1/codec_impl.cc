@@ -121,10 +121,23 @@ void ConnectionBase::encodeFields(const http::HeaderMap& headers, buffer::Buffer
   for (const auto& [name, value] : headers.entries()) {
     if (name[0] == ':') continue;
     if (skip_hop_by_hop && isHopByHop(name)) continue;
-    out.add(name);
-    out.add(": ", 2);
-    out.add(value);
-    out.add("\r\n", 2);
+    const size_t n = name.size() + value.size() + 4;
+    char* p = out.append(n);
+    if (p == nullptr) { // longer than a block
+      out.add(name);
+      out.add(": ", 2);
+      out.add(value);
+      out.add("\r\n", 2);
+      continue;
+    }
+    std::memcpy(p, name.data(), name.size());
+    p += name.size();
+    p[0] = ':';
+    p[1] = ' ';
+    if (!value.empty()) std::memcpy(p + 2, value.data(), value.size());
+    p += 2 + value.size();
+    p[0] = '\r';
+    p[1] = '\n';
   }
 }
 

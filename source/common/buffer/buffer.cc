@@ -51,6 +51,16 @@ void Buffer::addSlow(const void* data, size_t len) {
   }
 }
 
+Buffer::Slice* Buffer::appendBlock(size_t len) {
+  Block* b = pool_->acquire();
+  if (b->capacity < len) {
+    pool_->release(b);
+    return nullptr;
+  }
+  pushSlice(Slice{b, 0, 0});
+  return tail();
+}
+
 void Buffer::addCopy(const Buffer& other) {
   for (size_t i = other.head_; i < other.slices_.size(); i++) {
     const Slice& s = other.slices_[i];

@@ -41,6 +41,17 @@ public:
     addSlow(data, len);
   }
   void add(absl::string_view s) { add(s.data(), s.size()); }
+  // Appends `len` bytes for the caller to fill, contiguous (in the tail block, or a new
+  // one); nullptr when `len` exceeds a block. Encoders write a field line in one go.
+  char* append(size_t len) {
+    Slice* t = tail();
+    if (t == nullptr || t->room() < len) t = appendBlock(len);
+    if (t == nullptr) return nullptr;
+    char* p = reinterpret_cast<char*>(t->block->data()) + t->end;
+    t->end += static_cast<uint32_t>(len);
+    length_ += len;
+    return p;
+  }
   // Copies `other`'s bytes (other is unchanged).
   void addCopy(const Buffer& other);
   // Moves all of `other` to the end of this buffer.
@@ -86,6 +97,7 @@ private:
   };
 
   void addSlow(const void* data, size_t len);
+  Slice* appendBlock(size_t len); // a fresh tail block with room for `len`, or nullptr
   void pushSlice(const Slice& s);
   void popFront();
   Slice* tail() { return slices_.size() > head_ ? &slices_.back() : nullptr; }

@@ -65,6 +65,29 @@ TEST_F(BufferTest, AddAcrossBlockBoundaries) {
   EXPECT_EQ(pool_.inUse(), 0);
 }
 
+// append(n): n contiguous bytes in the tail block when they fit, else in a new block
+// (the tail's room is left unused); nullptr, and nothing changed, past a block's size.
+TEST_F(BufferTest, AppendIsContiguous) {
+  Buffer b(&pool_);
+  b.add(std::string(60, 'a'));
+  char* p = b.append(4);
+  ASSERT_NE(p, nullptr);
+  std::memcpy(p, "bcde", 4);
+  EXPECT_EQ(b.sliceCount(), 1u);
+  p = b.append(10); // 0 bytes of room left: a new block
+  ASSERT_NE(p, nullptr);
+  std::memcpy(p, "0123456789", 10);
+  EXPECT_EQ(b.sliceCount(), 2u);
+  p = b.append(60); // 54 left in the tail: another block
+  ASSERT_NE(p, nullptr);
+  std::memset(p, 'z', 60);
+  EXPECT_EQ(b.sliceCount(), 3u);
+  EXPECT_EQ(b.toString(), std::string(60, 'a') + "bcde0123456789" + std::string(60, 'z'));
+  EXPECT_EQ(b.append(kBlock + 1), nullptr);
+  EXPECT_EQ(b.length(), 134u);
+  EXPECT_EQ(pool_.inUse(), 3);
+}
+
 // Blocks of 64 bytes: a contiguous view exists only inside one slice; writes in place
 // land across slice boundaries and leave the rest alone.
 TEST_F(BufferTest, ContiguousAtAndWriteAtAcrossSlices) {
