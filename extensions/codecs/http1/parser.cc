@@ -522,7 +522,15 @@ absl::Status Parser::parseHead(absl::string_view in, size_t& consumed) {
     if (++count > limits_.max_headers_count) return absl::ResourceExhaustedError("too many headers");
     if (*p == ' ' || *p == '\t') return bad("obsolete line folding");
     const char* const name_begin = p;
-    while (p < in_end && kTchar.ok[static_cast<unsigned char>(*p)]) p++;
+    // The name, lower-cased as it is read: on the stack unless it is unusually long.
+    char stack_name[128];
+    {
+      char* out = stack_name;
+      const char* stop = in_end - p > long(sizeof(stack_name)) ? p + sizeof(stack_name) : in_end;
+      char l;
+      while (p < stop && (l = kTchar.lower[static_cast<unsigned char>(*p)]) != 0) *out++ = l, p++;
+      while (p < in_end && kTchar.ok[static_cast<unsigned char>(*p)]) p++; // a long one
+    }
     if (p >= in_end) return incomplete();
     if (*p != ':' || p == name_begin) {
       // A byte no name may hold: an invalid name if a colon follows on this line.
@@ -544,15 +552,13 @@ absl::Status Parser::parseHead(absl::string_view in, size_t& consumed) {
     while (value_end > value_begin && (value_end[-1] == ' ' || value_end[-1] == '\t')) value_end--;
     p += 2;
     if (size_t(p - in.data()) > limit) return absl::ResourceExhaustedError("headers too large");
-    // The name, lower-cased: on the stack unless it is unusually long.
-    char stack_name[128];
     std::string long_name;
-    char* lowered = stack_name;
+    const char* lowered = stack_name;
     if (name_len > sizeof(stack_name)) {
       long_name.resize(name_len);
+      lowerToken(absl::string_view(name_begin, name_len), long_name.data());
       lowered = long_name.data();
     }
-    lowerToken(absl::string_view(name_begin, name_len), lowered);
     const absl::string_view name(lowered, name_len);
     const absl::string_view value(value_begin, value_end - value_begin);
     // The fields that decide framing, by length first: most fields are none of them.

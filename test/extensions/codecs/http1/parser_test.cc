@@ -281,6 +281,23 @@ TEST(ParserRequestTest, HeaderNamesAreLowerCasedAndValuesTrimmed) {
                           Pair("x-obs-text", "caf\xc3\xa9")));
 }
 
+// Names are lower-cased as they are scanned, on the stack up to 128 bytes: names of 128
+// and 129 bytes, and a long one with a bad byte, take both paths.
+TEST(ParserRequestTest, LongHeaderNamesAreLowerCasedToo) {
+  std::string n128 = "X-" + std::string(126, 'A'), n129 = "Y-" + std::string(127, 'B');
+  Outcome out = parseRequest("GET / HTTP/1.1\r\nHost: h\r\n" + n128 + ": one\r\n" + n129 +
+                             ":two\r\n\r\n");
+  ASSERT_TRUE(out.ok()) << out.status;
+  EXPECT_THAT(out.messages[0].headers,
+              ElementsAre(Pair(":method", "GET"), Pair(":path", "/"), Pair(":scheme", "http"),
+                          Pair(":authority", "h"), Pair("x-" + std::string(126, 'a'), "one"),
+                          Pair("y-" + std::string(127, 'b'), "two")));
+  Outcome bad = parseRequest("GET / HTTP/1.1\r\nHost: h\r\n" + std::string(200, 'Z') +
+                             " Q: v\r\n\r\n");
+  EXPECT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status.message()), HasSubstr("invalid header name"));
+}
+
 TEST(ParserRequestTest, AbsoluteFormGivesAuthorityAndPath) {
   Outcome out =
       parseRequest("GET http://example.com:8080/x/y?z=1 HTTP/1.1\r\nHost: ignored\r\n\r\n");
