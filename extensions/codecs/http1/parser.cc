@@ -2,6 +2,10 @@
 
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -78,6 +82,18 @@ inline bool isFieldValue(absl::string_view s) {
 // The first byte at or after `p` that no field value may hold (a control byte other than
 // HTAB, or DEL), or `end`: eight bytes at a time, as isFieldValue.
 inline const char* findControl(const char* p, const char* end) {
+#if defined(__SSE2__)
+  // Sixteen at a time: a byte is fine when it is >= 0x20 (unsigned) and not DEL, or HTAB.
+  const __m128i space = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f), tab = _mm_set1_epi8('\t');
+  for (; end - p >= 16; p += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i printable = _mm_cmpeq_epi8(_mm_max_epu8(v, space), v);
+    const __m128i ok = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(v, del), printable),
+                                    _mm_cmpeq_epi8(v, tab));
+    const unsigned bad = ~unsigned(_mm_movemask_epi8(ok)) & 0xffff;
+    if (bad != 0) return p + __builtin_ctz(bad);
+  }
+#endif
   constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
   for (; end - p >= 8; p += 8) {
     uint64_t w;
@@ -92,6 +108,35 @@ inline const char* findControl(const char* p, const char* end) {
   }
   while (p < end && kTchar.value_ok[static_cast<unsigned char>(*p)]) p++;
   return p;
+}
+
+// Copies the run of letters, digits and '-' at `p` (what nearly every field name is made
+// of) lower-cased to `out`, sixteen bytes at a time while 16 remain before `stop`; the
+// caller finishes with the table. `out` must have 16 bytes of room past the run.
+inline char* lowerNameRun(const char*& p, const char* stop, char* out) {
+#if defined(__SSE2__)
+  const __m128i a1 = _mm_set1_epi8('A' - 1), z1 = _mm_set1_epi8('Z' + 1);
+  const __m128i la1 = _mm_set1_epi8('a' - 1), lz1 = _mm_set1_epi8('z' + 1);
+  const __m128i d1 = _mm_set1_epi8('0' - 1), d2 = _mm_set1_epi8('9' + 1);
+  const __m128i dash = _mm_set1_epi8('-'), case_bit = _mm_set1_epi8(0x20);
+  while (stop - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    // Signed compares: bytes >= 0x80 are negative and fall in no range.
+    const __m128i upper = _mm_and_si128(_mm_cmpgt_epi8(v, a1), _mm_cmplt_epi8(v, z1));
+    const __m128i lower = _mm_and_si128(_mm_cmpgt_epi8(v, la1), _mm_cmplt_epi8(v, lz1));
+    const __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, d1), _mm_cmplt_epi8(v, d2));
+    const __m128i ok =
+        _mm_or_si128(_mm_or_si128(upper, lower), _mm_or_si128(digit, _mm_cmpeq_epi8(v, dash)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out),
+                     _mm_add_epi8(v, _mm_and_si128(upper, case_bit)));
+    const unsigned mask = unsigned(_mm_movemask_epi8(ok));
+    const unsigned n = mask == 0xffff ? 16 : __builtin_ctz(~mask);
+    p += n;
+    out += n;
+    if (n < 16) break;
+  }
+#endif
+  return out;
 }
 
 inline absl::string_view trimOws(absl::string_view s) {
@@ -516,6 +561,7 @@ absl::Status Parser::parseHead(absl::string_view in, size_t& consumed) {
       if (in_end - p < 2) return incomplete();
       if (p[1] != '\n') return bad("bare CR");
       p += 2;
+      if (size_t(p - in.data()) > limit) return absl::ResourceExhaustedError("headers too large");
       break;
     }
     if (*p == '\n') return bad("bare LF");
@@ -523,10 +569,11 @@ absl::Status Parser::parseHead(absl::string_view in, size_t& consumed) {
     if (*p == ' ' || *p == '\t') return bad("obsolete line folding");
     const char* const name_begin = p;
     // The name, lower-cased as it is read: on the stack unless it is unusually long.
-    char stack_name[128];
+    char stack_name[128 + 16]; // 16 spare: the vector path stores whole blocks
     {
       char* out = stack_name;
-      const char* stop = in_end - p > long(sizeof(stack_name)) ? p + sizeof(stack_name) : in_end;
+      const char* stop = in_end - p > 128 ? p + 128 : in_end;
+      out = lowerNameRun(p, stop, out);
       char l;
       while (p < stop && (l = kTchar.lower[static_cast<unsigned char>(*p)]) != 0) *out++ = l, p++;
       while (p < in_end && kTchar.ok[static_cast<unsigned char>(*p)]) p++; // a long one
@@ -554,7 +601,7 @@ absl::Status Parser::parseHead(absl::string_view in, size_t& consumed) {
     if (size_t(p - in.data()) > limit) return absl::ResourceExhaustedError("headers too large");
     std::string long_name;
     const char* lowered = stack_name;
-    if (name_len > sizeof(stack_name)) {
+    if (name_len > 128) {
       long_name.resize(name_len);
       lowerToken(absl::string_view(name_begin, name_len), long_name.data());
       lowered = long_name.data();
