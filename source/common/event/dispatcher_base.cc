@@ -39,6 +39,22 @@ DispatcherBase::~DispatcherBase() {
   close(timer_fd_);
 }
 
+uint64_t DispatcherBase::nextId() {
+  uint64_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    if (slots_.size() < next_id_) slots_.resize(next_id_, nullptr); // reserved ids
+    slot = slots_.size();
+    if (slot > kSlotMask) throw std::runtime_error("too many file events on one shard");
+    slots_.push_back(nullptr);
+  }
+  generation_ = (generation_ + 1) & 0xffffff;
+  if (generation_ == 0) generation_ = 1;
+  return (uint64_t(generation_) << 24) | slot;
+}
+
 bool DispatcherBase::isThreadSafe() const { return t_current == this; }
 
 TimerPtr DispatcherBase::createTimer(TimerCb cb) {
@@ -144,13 +160,14 @@ void DispatcherBase::dispatchFd(uint64_t id, uint32_t events) {
 DispatcherBase::FileEventImpl::FileEventImpl(DispatcherBase& d, int fd, FileReadyCb cb,
                                              uint32_t events, uint64_t id)
     : dispatcher_(d), fd_(fd), cb_(std::move(cb)), enabled_(events), id_(id) {
-  dispatcher_.events_[id_] = this;
+  dispatcher_.slots_[id_ & kSlotMask] = this;
   dispatcher_.registerFd(*this, true);
 }
 
 DispatcherBase::FileEventImpl::~FileEventImpl() {
   dispatcher_.unregisterFd(*this);
-  dispatcher_.events_.erase(id_);
+  dispatcher_.slots_[id_ & kSlotMask] = nullptr;
+  dispatcher_.free_slots_.push_back(static_cast<uint32_t>(id_ & kSlotMask));
 }
 
 void DispatcherBase::FileEventImpl::setEnabled(uint32_t events) {

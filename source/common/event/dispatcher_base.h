@@ -5,7 +5,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "source/common/buffer/block_pool.h"
 #include "source/common/event/dispatcher.h"
@@ -93,11 +92,16 @@ protected:
     bool rearm_needed_{false};
   };
 
-  uint64_t nextId() { return next_id_++; }
+  // An id for a new file event: its slot in slots_ (low 24 bits) and a generation (the
+  // next 24), so an event the kernel reported for a slot's previous owner finds no match.
+  uint64_t nextId();
   FileEventImpl* find(uint64_t id) {
-    auto it = events_.find(id);
-    return it == events_.end() ? nullptr : it->second;
+    const uint64_t slot = id & kSlotMask;
+    if (slot >= slots_.size()) return nullptr;
+    FileEventImpl* fe = slots_[slot];
+    return fe != nullptr && fe->id() == id ? fe : nullptr;
   }
+  static constexpr uint64_t kSlotMask = (uint64_t(1) << 24) - 1;
 
   const std::string name_;
   buffer::BlockPool pool_;
@@ -110,7 +114,8 @@ protected:
     now_ = std::chrono::steady_clock::now();
     system_now_ = std::chrono::system_clock::now();
   }
-  absl::flat_hash_map<uint64_t, FileEventImpl*> events_;
+  std::vector<FileEventImpl*> slots_; // by id & kSlotMask; 8 bytes per open fd
+  std::vector<uint32_t> free_slots_;
   std::vector<std::pair<uint64_t, uint32_t>> activated_;
   std::vector<EndOfTurnCallback*> end_of_turn_;       // nullptr: cancelled
   std::vector<EndOfTurnCallback*> end_of_turn_batch_; // being run
@@ -120,7 +125,8 @@ protected:
   std::vector<std::function<void()>> posted_ ABSL_GUARDED_BY(post_mu_);
   // Whether posted_ may be non-empty: checked every loop turn without taking post_mu_.
   std::atomic<bool> has_posted_{false};
-  uint64_t next_id_{1};
+  uint64_t next_id_{1}; // the first slot handed out (ids below it are the IO model's own)
+  uint32_t generation_{0};
   // Whether the IO model re-arms after each callback (EPOLLONESHOT).
   bool oneshot_{false};
 };
