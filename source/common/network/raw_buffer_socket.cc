@@ -12,10 +12,14 @@ IoResult RawBufferSocket::doRead(int fd, buffer::Buffer& buf, uint64_t max_bytes
                                  bool stop_on_short_read) {
   IoResult r;
   constexpr size_t kMaxIov = 8;
+  // The first read asks for one block: most readiness reports bring a request or a
+  // response of a few hundred bytes, and every block reserved is taken from the pool and
+  // given back. A read that fills its room asks for 64 KiB from then on, enough to
+  // amortise the syscall.
+  size_t chunk = 16384;
   while (r.bytes < max_bytes) {
     iovec iov[kMaxIov];
-    // 64 KiB per call at most: big enough to amortise the syscall.
-    size_t want = std::min<uint64_t>(max_bytes - r.bytes, 65536);
+    size_t want = std::min<uint64_t>(max_bytes - r.bytes, chunk);
     size_t n = buf.reserve(want, iov, kMaxIov);
     ssize_t rc = readv(fd, iov, n);
     if (rc > 0) {
@@ -28,6 +32,7 @@ IoResult RawBufferSocket::doRead(int fd, buffer::Buffer& buf, uint64_t max_bytes
         r.again = true;
         break;
       }
+      chunk = 65536;
       continue;
     }
     buf.commit(0);
