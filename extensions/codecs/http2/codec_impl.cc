@@ -1,5 +1,7 @@
 #include "extensions/codecs/http2/codec_impl.h"
 
+#include "extensions/codecs/http2/allocator.h"
+
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
@@ -94,6 +96,7 @@ bool hasHttp2Preface(const buffer::Buffer& data) {
 
 class ConnectionBase::Stream : public http::StreamEncoder, public event::DeferredDeletable {
 public:
+  TERN_RECYCLED(Stream)
   explicit Stream(ConnectionBase& parent)
       : parent_(parent), rx_frame_(&parent.connection_.dispatcher().blockPool()),
         rx_pending_(&parent.connection_.dispatcher().blockPool()),
@@ -153,7 +156,7 @@ public:
   }
 
   ConnectionBase& parent_;
-  std::list<std::unique_ptr<Stream>>::iterator self_;
+  StreamList::iterator self_;
   int32_t id_{0};
   http::StreamDecoder* decoder_{nullptr};
   absl::InlinedVector<http::StreamCallbacks*, 2> callbacks_;
@@ -676,9 +679,9 @@ ConnectionBase::ConnectionBase(network::Connection& connection, const Settings& 
   // ACKs nghttp2 queues before we get to send them: the same cap as ours below.
   nghttp2_option_set_max_outbound_ack(opt, settings.max_outbound_control_frames);
   if (server) {
-    nghttp2_session_server_new2(&session_, Nghttp2Callbacks::get(), this, opt);
+    nghttp2_session_server_new3(&session_, Nghttp2Callbacks::get(), this, opt, sessionAllocator());
   } else {
-    nghttp2_session_client_new2(&session_, Nghttp2Callbacks::get(), this, opt);
+    nghttp2_session_client_new3(&session_, Nghttp2Callbacks::get(), this, opt, sessionAllocator());
   }
   nghttp2_option_del(opt);
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "source/common/common/recycler.h"
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -170,7 +171,9 @@ private:
 
   nghttp2_session* session_{nullptr};
   ConnectionCallbacks* conn_callbacks_{nullptr};
-  std::list<std::unique_ptr<Stream>> streams_;
+  using StreamList =
+      std::list<std::unique_ptr<Stream>, common::RecyclingAllocator<std::unique_ptr<Stream>>>;
+  StreamList streams_;
   size_t active_streams_{0};
   // One flush's output, written to the connection in one go.
   buffer::Buffer out_;

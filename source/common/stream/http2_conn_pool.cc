@@ -21,6 +21,7 @@ class Http2ConnPool::ActiveStream : public http::StreamEncoder,
                                     public http::StreamCallbacks,
                                     public event::DeferredDeletable {
 public:
+  TERN_RECYCLED(ActiveStream)
   ActiveStream(ActiveClient& client, http::StreamDecoder& decoder)
       : client_(client), decoder_(decoder) {}
 
@@ -108,7 +109,7 @@ public:
   http::StreamDecoder& decoder_;
   http::StreamEncoder* inner_{nullptr};
   absl::InlinedVector<http::StreamCallbacks*, 1> owner_callbacks_;
-  std::list<std::unique_ptr<ActiveStream>>::iterator self_;
+  StreamList::iterator self_;
   bool had_owner_callbacks_{false};
   bool request_done_{false};
   bool response_done_{false};
@@ -216,7 +217,7 @@ public:
   Http2ConnPool& pool_;
   // Destroyed in reverse: the codec first (it refers to the connection and to streams_).
   std::unique_ptr<network::ConnectionImpl> conn_;
-  std::list<std::unique_ptr<ActiveStream>> streams_;
+  StreamList streams_;
   std::unique_ptr<http2::ClientConnection> codec_;
   event::TimerPtr idle_timer_; // stays armed while busy: checks idle_ when it fires
   event::MonotonicTime idle_since_{};

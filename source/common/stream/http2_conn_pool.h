@@ -3,6 +3,10 @@
 #include <list>
 #include <memory>
 
+#include "source/common/common/recycler.h"
+#include <list>
+#include <memory>
+
 #include "extensions/codecs/http2/codec_impl.h"
 #include "source/common/http/codec.h"
 #include "source/common/network/connection_impl.h"
@@ -54,6 +58,8 @@ public:
 
   class ActiveClient;
   class ActiveStream;
+  using StreamList = std::list<std::unique_ptr<ActiveStream>,
+                               common::RecyclingAllocator<std::unique_ptr<ActiveStream>>>;
 
 private:
   bool createClient();
