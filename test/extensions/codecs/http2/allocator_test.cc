@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "source/common/common/recycler.h"
 
 namespace tern {
 namespace http2 {
@@ -56,8 +57,10 @@ TEST(Http2AllocatorTest, CallocZeroesAndRefusesOverflow) {
 TEST(Http2AllocatorTest, ReallocKeepsTheBytes) {
   void* p = mem().realloc(nullptr, 40, mem().mem_user_data);
   fill(p, 40, 3);
-  void* q = mem().realloc(p, 60, mem().mem_user_data); // same class (64): same block
-  EXPECT_EQ(q, p);
+  void* q = mem().realloc(p, 60, mem().mem_user_data);
+#ifndef TERN_RECYCLER_DISABLED
+  EXPECT_EQ(q, p); // same class (64): same block (plain realloc under ASan may move it)
+#endif
   EXPECT_TRUE(holds(q, 40, 3));
   fill(q, 60, 4);
   q = mem().realloc(q, 3000, mem().mem_user_data); // to the 4 KiB class
