@@ -46,11 +46,25 @@ private:
 // fields the Connection header nominates.
 bool connectionSpecific(absl::string_view name, absl::string_view value,
                         absl::string_view connection) {
-  if (name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
-      name == "transfer-encoding" || name == "upgrade") {
-    return true;
+  switch (name.size()) {
+  case 2:
+    if (name == "te") return !absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(value), "trailers");
+    break;
+  case 7:
+    if (name == "upgrade") return true;
+    break;
+  case 10:
+    if (name == "connection" || name == "keep-alive") return true;
+    break;
+  case 16:
+    if (name == "proxy-connection") return true;
+    break;
+  case 17:
+    if (name == "transfer-encoding") return true;
+    break;
+  default:
+    break;
   }
-  if (name == "te") return !absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(value), "trailers");
   if (connection.empty()) return false;
   for (absl::string_view token : absl::StrSplit(connection, ',')) {
     if (absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(token), name)) return true;
@@ -59,8 +73,7 @@ bool connectionSpecific(absl::string_view name, absl::string_view value,
 }
 
 // The regular fields of `headers` that may travel in HTTP/2.
-void addFields(const http::HeaderMap& headers, NvList& nva) {
-  absl::string_view connection = headers.getView("connection");
+void addFields(const http::HeaderMap& headers, NvList& nva, absl::string_view connection) {
   for (const auto& [name, value] : headers.entries()) {
     absl::string_view n(name), v(value);
     if (n.empty() || n[0] == ':' || n == "host") continue;
@@ -202,7 +215,7 @@ void ConnectionBase::Stream::encode1xxHeaders(const http::HeaderMap& headers) {
   if (!parent_.server_ || headers_sent_ || gone() || closed_) return;
   NvList nva;
   nva.add(":status", headers.getView(":status"));
-  addFields(headers, nva);
+  addFields(headers, nva, headers.getView("connection"));
   nghttp2_submit_headers(parent_.session_, NGHTTP2_FLAG_NONE, id_, nullptr, nva.data(),
                          nva.size(), nullptr);
   parent_.flush();
@@ -212,10 +225,36 @@ void ConnectionBase::Stream::encodeHeaders(const http::HeaderMap& headers, bool 
   if (headers_sent_ || gone() || closed_) return;
   NvList nva;
   nghttp2_data_provider prd = provider();
+  // One pass for the pseudo-headers and Connection (instead of a lookup each).
+  absl::string_view status, method, authority, host, scheme, path, protocol, connection;
+  bool has_protocol = false;
+  for (const auto& [name, value] : headers.entries()) {
+    switch (name.size()) {
+    case 4:
+      if (name == "host" && host.empty()) host = value;
+      break;
+    case 5:
+      if (name == ":path" && path.empty()) path = value;
+      break;
+    case 7:
+      if (name == ":status" && status.empty()) status = value;
+      else if (name == ":method" && method.empty()) method = value;
+      else if (name == ":scheme" && scheme.empty()) scheme = value;
+      break;
+    case 9:
+      if (name == ":protocol" && !has_protocol) protocol = value, has_protocol = true;
+      break;
+    case 10:
+      if (name == ":authority" && authority.empty()) authority = value;
+      else if (name == "connection" && connection.empty()) connection = value;
+      break;
+    default:
+      break;
+    }
+  }
   if (parent_.server_) {
-    absl::string_view status = headers.getView(":status");
     nva.add(":status", status.empty() ? absl::string_view("500") : status);
-    addFields(headers, nva);
+    addFields(headers, nva, connection);
     headers_sent_ = true;
     nghttp2_submit_response(parent_.session_, id_, nva.data(), nva.size(),
                             end_stream ? nullptr : &prd);
@@ -223,9 +262,7 @@ void ConnectionBase::Stream::encodeHeaders(const http::HeaderMap& headers, bool 
     parent_.flush();
     return;
   }
-  absl::string_view method = headers.getView(":method");
-  absl::string_view authority = headers.getView(":authority");
-  if (authority.empty()) authority = headers.getView("host");
+  if (authority.empty()) authority = host;
   std::string remote;
   if (authority.empty()) {
     // HTTP/1.0 sent no Host: name the upstream we talk to, as the HTTP/1 codec does.
@@ -233,16 +270,15 @@ void ConnectionBase::Stream::encodeHeaders(const http::HeaderMap& headers, bool 
     authority = remote;
   }
   nva.add(":method", method);
-  if (method == "CONNECT" && !headers.has(":protocol")) {
+  if (method == "CONNECT" && !has_protocol) {
     nva.add(":authority", authority);
   } else {
-    absl::string_view scheme = headers.getView(":scheme");
     nva.add(":scheme", scheme.empty() ? absl::string_view("http") : scheme);
     nva.add(":authority", authority);
-    nva.add(":path", headers.getView(":path"));
-    if (headers.has(":protocol")) nva.add(":protocol", headers.getView(":protocol"));
+    nva.add(":path", path);
+    if (has_protocol) nva.add(":protocol", protocol);
   }
-  addFields(headers, nva);
+  addFields(headers, nva, connection);
   headers_sent_ = true;
   int32_t id = nghttp2_submit_request(parent_.session_, nullptr, nva.data(), nva.size(),
                                       end_stream ? nullptr : &prd, this);
