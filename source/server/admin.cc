@@ -115,7 +115,7 @@ void AdminServer::onAccept(int fd, const network::Address& remote) {
   auto local = network::localAddressOf(fd);
   auto conn = std::make_unique<network::ConnectionImpl>(
       dispatcher_, fd, local.ok() ? *local : network::Address(), remote,
-      std::make_unique<network::RawBufferSocket>(), true);
+      nullptr /* plain TCP */, true);
   connections_.push_back(std::make_unique<Connection>(*this, std::move(conn)));
 }
 

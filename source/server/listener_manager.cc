@@ -98,7 +98,7 @@ void ShardListener::onAccept(int fd, const network::Address& remote) {
   auto local = network::localAddressOf(fd);
   auto conn = std::make_unique<network::ConnectionImpl>(
       dispatcher_, fd, local.ok() ? *local : config_.address(), remote,
-      std::make_unique<network::RawBufferSocket>(), true);
+      nullptr /* plain TCP */, true);
   conn->setBufferLimits(config_.bufferLimit());
   auto& s = config_.stats();
   conn->setConnectionStats({&s.downstream_cx_rx_bytes_total, &s.downstream_cx_tx_bytes_total});

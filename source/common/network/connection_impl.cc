@@ -164,7 +164,7 @@ void ConnectionImpl::onReadReady() {
       continue;
     }
     size_t before = read_buffer_.length();
-    IoResult r = transport_->doRead(fd_, read_buffer_, std::min<uint64_t>(room, 256 * 1024),
+    IoResult r = transport().doRead(fd_, read_buffer_, std::min<uint64_t>(room, 256 * 1024),
                                     !peer_hung_up_);
     if (stats_.rx_total && r.bytes) stats_.rx_total->add(r.bytes);
     if (r.end_stream) read_end_stream_ = true;
@@ -245,8 +245,10 @@ void ConnectionImpl::write(buffer::Buffer& data, bool end_stream) {
     data.clear();
     return;
   }
-  for (auto& f : write_filters_) {
-    if (f->onWrite(data, end_stream) == FilterStatus::StopIteration) return;
+  if (write_filters_) {
+    for (auto& f : *write_filters_) {
+      if (f->onWrite(data, end_stream) == FilterStatus::StopIteration) return;
+    }
   }
   write_buffer_.move(data);
   if (end_stream) write_end_stream_ = true;
@@ -279,7 +281,7 @@ void ConnectionImpl::checkWatermarks() {
 
 void ConnectionImpl::flushWrite() {
   if (!write_buffer_.empty()) {
-    IoResult r = transport_->doWrite(fd_, write_buffer_);
+    IoResult r = transport().doWrite(fd_, write_buffer_);
     if (stats_.tx_total && r.bytes) stats_.tx_total->add(r.bytes);
     if (r.action == PostIoAction::Close) {
       setCloseReason(errnoText(r.error));

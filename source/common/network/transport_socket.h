@@ -42,6 +42,11 @@ public:
                   bool stop_on_short_read) override;
   IoResult doWrite(int fd, buffer::Buffer& buf) override;
   bool isRaw() const override { return true; }
+  // One instance serves every plain connection (it holds no state).
+  static RawBufferSocket& shared() {
+    static RawBufferSocket instance;
+    return instance;
+  }
 };
 
 } // namespace network

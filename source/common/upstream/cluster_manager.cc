@@ -234,7 +234,7 @@ ShardClusterManager::createConnection(Cluster& cluster, const HostSharedPtr& hos
   if (!fd.ok()) return nullptr;
   auto conn = std::make_unique<network::ConnectionImpl>(
       dispatcher_, *fd, network::Address(), host->address,
-      std::make_unique<network::RawBufferSocket>(), false);
+      nullptr /* plain TCP */, false);
   conn->setBufferLimits(cluster.bufferLimit());
   auto& s = cluster.stats();
   conn->setConnectionStats({&s.upstream_cx_rx_bytes_total, &s.upstream_cx_tx_bytes_total});
