@@ -20,16 +20,9 @@ DispatcherBase::ScopedCurrent::ScopedCurrent(const DispatcherBase* d) : prev_(t_
 DispatcherBase::ScopedCurrent::~ScopedCurrent() { t_current = prev_; }
 
 DispatcherBase::DispatcherBase(std::string name, uint32_t block_size)
-    : name_(std::move(name)), pool_(block_size), timers_([this](MonotonicTime when) {
-        // Arm the timerfd for the new earliest deadline (absolute, monotonic clock).
-        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch())
-                      .count();
-        if (ns <= 0) ns = 1;
-        itimerspec its{};
-        its.it_value.tv_sec = ns / 1000000000;
-        its.it_value.tv_nsec = ns % 1000000000;
-        timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &its, nullptr);
-      }) {
+    : name_(std::move(name)), pool_(block_size),
+      timers_([this](MonotonicTime when) { setTimerFd(when); },
+              [this] { timers_due_now_ = true; }) {
   timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (timer_fd_ < 0) throw std::runtime_error(std::string("timerfd_create: ") + strerror(errno));
 }
@@ -88,10 +81,30 @@ void DispatcherBase::runPosted() {
   for (auto& cb : batch) cb();
 }
 
+void DispatcherBase::setTimerFd(MonotonicTime when) {
+  if (when == timer_fd_armed_) return; // already set for it (and not fired yet)
+  timer_fd_armed_ = when;
+  // Absolute, monotonic clock.
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count();
+  if (ns <= 0) ns = 1;
+  itimerspec its{};
+  its.it_value.tv_sec = ns / 1000000000;
+  its.it_value.tv_nsec = ns % 1000000000;
+  timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &its, nullptr);
+}
+
 void DispatcherBase::runTimers() {
   uint64_t expirations;
   while (read(timer_fd_, &expirations, sizeof(expirations)) > 0) {
   }
+  timer_fd_armed_ = MonotonicTime(); // it fired: disarmed
+  timers_due_now_ = false;
+  updateTime();
+  timers_.runDue(now_);
+}
+
+void DispatcherBase::runTimersDueNow() {
+  timers_due_now_ = false;
   updateTime();
   timers_.runDue(now_);
 }

@@ -53,6 +53,10 @@ protected:
   void runPosted();
   bool runActivated();
   void runTimers();
+  // Zero-delay timers armed this turn (no timerfd round trip): run them before sleeping.
+  bool timersDueNow() const { return timers_due_now_; }
+  void runTimersDueNow();
+  void setTimerFd(MonotonicTime when);
   // Runs the end-of-turn callbacks (and those they add).
   void runEndOfTurn();
   void clearDeferred();
@@ -107,6 +111,8 @@ protected:
   buffer::BlockPool pool_;
   int timer_fd_{-1};
   TimerHeap timers_;
+  bool timers_due_now_{false};
+  MonotonicTime timer_fd_armed_{}; // the deadline the timerfd is set for (epoch: none)
   // Read once per loop turn (updateTime), by the thread running the shard.
   MonotonicTime now_{std::chrono::steady_clock::now()};
   std::chrono::system_clock::time_point system_now_{std::chrono::system_clock::now()};

@@ -72,7 +72,8 @@ void LoopDispatcher::run() {
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
   while (!exit_.load(std::memory_order_relaxed)) {
-    bool busy = hasActivated() || !deferred_.empty() || has_posted_.load(std::memory_order_acquire);
+    bool busy = hasActivated() || !deferred_.empty() || timers_due_now_ ||
+                has_posted_.load(std::memory_order_acquire);
     int n = epoll_wait(epoll_fd_, events, kMaxEvents, busy ? 0 : -1);
     if (n < 0 && errno != EINTR) break;
     updateTime();
@@ -90,6 +91,7 @@ void LoopDispatcher::run() {
     }
     runPosted();
     runActivated();
+    if (timers_due_now_) runTimersDueNow();
     runEndOfTurn();
     clearDeferred();
   }

@@ -97,11 +97,13 @@ void ShardDispatcher::runBatch() {
   }
   runPosted();
   runActivated();
+  if (timers_due_now_) runTimersDueNow();
   runEndOfTurn();
   clearDeferred();
   absl::MutexLock lock(&mu_);
   scheduled_ = false;
-  bool more = !ready_.empty() || timer_ready_ || wakeup_pending_ || hasActivated();
+  bool more = !ready_.empty() || timer_ready_ || wakeup_pending_ || hasActivated() ||
+              timers_due_now_;
   if (!more) more = has_posted_.load(std::memory_order_acquire);
   if (more) schedule();
 }

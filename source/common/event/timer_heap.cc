@@ -38,7 +38,7 @@ void TimerHeap::enable(TimerImpl* t, std::chrono::milliseconds d) {
   const MonotonicTime when = std::chrono::steady_clock::now() + d;
   const int i = listFor(d);
   if (i < 0) {
-    add(t, when);
+    add(t, when, d.count() <= 0);
     return;
   }
   List* l = lists_[i].get();
@@ -122,13 +122,18 @@ void TimerHeap::siftDown(uint32_t i) {
   }
 }
 
-void TimerHeap::add(TimerImpl* t, MonotonicTime when) {
+void TimerHeap::add(TimerImpl* t, MonotonicTime when, bool due_now) {
   bool was_earliest = heap_.empty() || when < heap_.front()->when_;
   t->when_ = when;
   t->index_ = heap_.size();
   heap_.push_back(t);
   siftUp(t->index_);
-  if (was_earliest) on_earliest_changed_(when);
+  if (!was_earliest) return;
+  if (due_now) {
+    on_due_now_();
+  } else {
+    on_earliest_changed_(when);
+  }
 }
 
 void TimerHeap::remove(TimerImpl* t) {

@@ -50,14 +50,18 @@ private:
 // knows its slot, so removal needs no search.
 class TimerHeap {
 public:
-  // Called when the earliest deadline changes (so the owner can re-arm its timerfd).
-  explicit TimerHeap(std::function<void(MonotonicTime)> on_earliest_changed)
-      : on_earliest_changed_(std::move(on_earliest_changed)) {}
+  // `on_earliest_changed`: the earliest deadline changed (so the owner can re-arm its
+  // timerfd). `on_due_now`: a zero-delay timer became the earliest; the owner runs
+  // runDue() before it sleeps again instead of arming the timerfd (which would cost a
+  // settime, a wake-up and a read for what is already due).
+  TimerHeap(std::function<void(MonotonicTime)> on_earliest_changed,
+            std::function<void()> on_due_now)
+      : on_earliest_changed_(std::move(on_earliest_changed)), on_due_now_(std::move(on_due_now)) {}
   ~TimerHeap();
 
   // Arms `t` for `d` from now (a timer is in at most one place).
   void enable(TimerImpl* t, std::chrono::milliseconds d);
-  void add(TimerImpl* t, MonotonicTime when); // heap only
+  void add(TimerImpl* t, MonotonicTime when, bool due_now = false); // heap only
   void remove(TimerImpl* t);
   // Runs every timer due at `now`.
   void runDue(MonotonicTime now);
@@ -91,6 +95,7 @@ private:
   size_t in_lists_{0};
   size_t runners_in_heap_{0};
   std::function<void(MonotonicTime)> on_earliest_changed_;
+  std::function<void()> on_due_now_;
 };
 
 } // namespace event

@@ -234,6 +234,40 @@ TEST_P(DispatcherTest, ReEnableMovesTheDeadline) {
   EXPECT_GE(late_fired_after_ms.load(), 300);
 }
 
+// Zero-delay timers run before the loop sleeps, with no timerfd round trip: they fire,
+// in order, a cancelled or destroyed one does not, and one re-arming itself from its own
+// callback keeps running (each time in a later pass, never recursively).
+TEST_P(DispatcherTest, ZeroDelayTimersRunBeforeTheLoopSleeps) {
+  std::atomic<int> chain{0};
+  std::atomic<int> depth{0}, max_depth{0};
+  ASSERT_TRUE(runSync([&] {
+    timers_.push_back(d().createTimer([&] { record(1); }));
+    timers_.push_back(d().createTimer([&] { record(2); }));
+    timers_.push_back(d().createTimer([&] {
+      depth++;
+      max_depth = std::max(max_depth.load(), depth.load());
+      if (++chain < 100) {
+        timers_[2]->enableTimer(milliseconds(0));
+      } else {
+        record(3);
+      }
+      depth--;
+    }));
+    timers_[0]->enableTimer(milliseconds(0));
+    timers_[1]->enableTimer(milliseconds(0));
+    timers_[1]->disableTimer();
+    auto doomed = d().createTimer([&] { record(4); });
+    doomed->enableTimer(milliseconds(0));
+    doomed.reset();
+    timers_[2]->enableTimer(milliseconds(0));
+  }));
+  ASSERT_TRUE(waitFor([&] { return orderSize() == 2; }));
+  settle();
+  EXPECT_EQ(order(), std::vector<int>({1, 3}));
+  EXPECT_EQ(chain.load(), 100);
+  EXPECT_EQ(max_depth.load(), 1);
+}
+
 // Timeouts of 500 ms or more share a list per length (TimerHeap): cancelling the head, a
 // middle entry or the tail, destroying one, and re-arming from a callback all behave as
 // in the heap, and lists and heap timers interleave by deadline.
