@@ -56,31 +56,10 @@ inline bool lowerToken(absl::string_view s, char* out) {
 }
 
 // Field values: visible ASCII, obs-text, SP and HTAB; never CR, LF, NUL or other CTLs.
-// Eight bytes at a time: a word with no byte below 0x20 and none equal to 0x7f is fine
-// (bytes >= 0x80 are obs-text); a word that might have one is checked byte by byte.
-inline bool isFieldValue(absl::string_view s) {
-  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
-  const char* p = s.data();
-  size_t n = s.size();
-  for (; n >= 8; p += 8, n -= 8) {
-    uint64_t w;
-    std::memcpy(&w, p, 8);
-    uint64_t below_space = (w - kOnes * 0x20) & ~w & kHigh;
-    uint64_t x = w ^ (kOnes * 0x7f);
-    uint64_t del = (x - kOnes) & ~x & kHigh;
-    if ((below_space | del) == 0) continue;
-    for (int i = 0; i < 8; i++) {
-      unsigned char c = static_cast<unsigned char>(p[i]);
-      if (c != '\t' && (c < 0x20 || c == 0x7f)) return false;
-    }
-  }
-  bool ok = true;
-  for (; n > 0; p++, n--) ok &= kTchar.value_ok[static_cast<unsigned char>(*p)];
-  return ok;
-}
-
-// The first byte at or after `p` that no field value may hold (a control byte other than
-// HTAB, or DEL), or `end`: eight bytes at a time, as isFieldValue.
+// findControl returns the first byte at or after `p` that no field value may hold, or
+// `end`: sixteen bytes at a time with SSE2, else eight: a word with no byte below 0x20 and
+// none equal to 0x7f is fine (bytes >= 0x80 are obs-text); one that might have one is
+// checked byte by byte.
 inline const char* findControl(const char* p, const char* end) {
 #if defined(__SSE2__)
   // Sixteen at a time: a byte is fine when it is >= 0x20 (unsigned) and not DEL, or HTAB.
@@ -108,6 +87,10 @@ inline const char* findControl(const char* p, const char* end) {
   }
   while (p < end && kTchar.value_ok[static_cast<unsigned char>(*p)]) p++;
   return p;
+}
+
+inline bool isFieldValue(absl::string_view s) {
+  return findControl(s.data(), s.data() + s.size()) == s.data() + s.size();
 }
 
 // Copies the run of letters, digits and '-' at `p` (what nearly every field name is made
