@@ -364,7 +364,9 @@ TEST(BoltCodecTest, LocalReplies) {
       const std::string bytes = out.toString();
       // Same protocol version, ver1, switch and codec as the request.
       EXPECT_EQ(bytes[0], unhex(req_hex)[0]);
-      if (bytes[0] == 2) EXPECT_EQ(bytes[1], unhex(req_hex)[1]);
+      if (bytes[0] == 2) {
+        EXPECT_EQ(bytes[1], unhex(req_hex)[1]);
+      }
       rpc::FramePtr res = decodeOne(codec, bytes);
       ASSERT_NE(res, nullptr);
       EXPECT_EQ(res->kind, FrameKind::Response);
