@@ -49,18 +49,6 @@ const char* reasonPhrase(int code) {
 }
 
 namespace {
-// Connection-specific fields: they describe one hop and are never forwarded as they are.
-bool isHopByHop(absl::string_view name) {
-  switch (name.size()) {
-  case 2: return name == "te";
-  case 7: return name == "upgrade";
-  case 10: return name == "connection" || name == "keep-alive";
-  case 16: return name == "proxy-connection";
-  case 17: return name == "transfer-encoding";
-  default: return false;
-  }
-}
-
 // An "Upgrade: h2c" not taken: without its fields the request is a plain HTTP/1.1 one, which
 // nothing later mistakes for an upgrade or forwards as one (Envoy drops them the same way).
 void dropH2cUpgrade(http::HeaderMap& headers) {
@@ -120,7 +108,7 @@ void ConnectionBase::encodeFields(const http::HeaderMap& headers, buffer::Buffer
                                   bool skip_hop_by_hop) {
   for (const auto& [name, value] : headers.entries()) {
     if (name[0] == ':') continue;
-    if (skip_hop_by_hop && isHopByHop(name)) continue;
+    if (skip_hop_by_hop && http::isHopByHop(name)) continue;
     const size_t n = name.size() + value.size() + 4;
     char* p = out.append(n);
     if (p == nullptr) { // longer than a block

@@ -46,25 +46,8 @@ private:
 // fields the Connection header nominates.
 bool connectionSpecific(absl::string_view name, absl::string_view value,
                         absl::string_view connection) {
-  switch (name.size()) {
-  case 2:
-    if (name == "te") return !absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(value), "trailers");
-    break;
-  case 7:
-    if (name == "upgrade") return true;
-    break;
-  case 10:
-    if (name == "connection" || name == "keep-alive") return true;
-    break;
-  case 16:
-    if (name == "proxy-connection") return true;
-    break;
-  case 17:
-    if (name == "transfer-encoding") return true;
-    break;
-  default:
-    break;
-  }
+  if (name == "te") return !absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(value), "trailers");
+  if (http::isHopByHop(name)) return true;
   if (connection.empty()) return false;
   for (absl::string_view token : absl::StrSplit(connection, ',')) {
     if (absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(token), name)) return true;

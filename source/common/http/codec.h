@@ -31,6 +31,11 @@ const char* resetReasonName(StreamResetReason r);
 // character, or not a whole number of 6-byte settings.
 bool decodeHttp2Settings(absl::string_view value, std::string* payload);
 
+// Fields that describe one hop and never travel as they are (RFC 9110 7.6.1, RFC 9113
+// 8.2.2): connection, keep-alive, proxy-connection, te, transfer-encoding, upgrade.
+// `name` is lower-case.
+bool isHopByHop(absl::string_view name);
+
 // Receives one direction of a stream: request on the server side, response on the client.
 class StreamDecoder {
 public:
