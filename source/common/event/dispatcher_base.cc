@@ -98,12 +98,10 @@ void DispatcherBase::runTimers() {
   while (read(timer_fd_, &expirations, sizeof(expirations)) > 0) {
   }
   timer_fd_armed_ = MonotonicTime(); // it fired: disarmed
-  timers_due_now_ = false;
-  updateTime();
-  timers_.runDue(now_);
+  runDueTimers();
 }
 
-void DispatcherBase::runTimersDueNow() {
+void DispatcherBase::runDueTimers() {
   timers_due_now_ = false;
   updateTime();
   timers_.runDue(now_);

@@ -52,10 +52,11 @@ protected:
   // Returns true when work remains (an activation queued by a callback).
   void runPosted();
   bool runActivated();
+  // The timerfd fired: drain it and run what is due.
   void runTimers();
-  // Zero-delay timers armed this turn (no timerfd round trip): run them before sleeping.
-  bool timersDueNow() const { return timers_due_now_; }
-  void runTimersDueNow();
+  // Runs what is due; the loops call it directly for zero-delay timers armed this turn
+  // (timers_due_now_), which need no timerfd round trip.
+  void runDueTimers();
   void setTimerFd(MonotonicTime when);
   // Runs the end-of-turn callbacks (and those they add).
   void runEndOfTurn();

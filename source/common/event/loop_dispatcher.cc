@@ -91,7 +91,7 @@ void LoopDispatcher::run() {
     }
     runPosted();
     runActivated();
-    if (timers_due_now_) runTimersDueNow();
+    if (timers_due_now_) runDueTimers();
     runEndOfTurn();
     clearDeferred();
   }

@@ -97,7 +97,7 @@ void ShardDispatcher::runBatch() {
   }
   runPosted();
   runActivated();
-  if (timers_due_now_) runTimersDueNow();
+  if (timers_due_now_) runDueTimers();
   runEndOfTurn();
   clearDeferred();
   absl::MutexLock lock(&mu_);

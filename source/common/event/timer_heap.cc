@@ -54,11 +54,7 @@ void TimerHeap::enable(TimerImpl* t, std::chrono::milliseconds d) {
     l->head = t;
   }
   l->tail = t;
-  in_lists_++;
-  if (l->runner->index_ == TimerImpl::kNotQueued) {
-    add(l->runner.get(), when);
-    runners_in_heap_++;
-  }
+  if (l->runner->index_ == TimerImpl::kNotQueued) add(l->runner.get(), when);
 }
 
 void TimerHeap::unlink(TimerImpl* t) {
@@ -75,12 +71,10 @@ void TimerHeap::unlink(TimerImpl* t) {
   }
   t->prev_ = t->next_ = nullptr;
   t->index_ = TimerImpl::kNotQueued;
-  in_lists_--;
   // The runner stays armed: it finds the list empty or its head not due, and acts then.
 }
 
 void TimerHeap::runList(List& l) {
-  runners_in_heap_--;
   const MonotonicTime now = std::chrono::steady_clock::now();
   while (l.head != nullptr && l.head->when_ <= now) {
     TimerImpl* t = l.head;
@@ -91,7 +85,6 @@ void TimerHeap::runList(List& l) {
   }
   if (l.head != nullptr && l.runner->index_ == TimerImpl::kNotQueued) {
     add(l.runner.get(), l.head->when_);
-    runners_in_heap_++;
   }
 }
 

@@ -67,8 +67,6 @@ public:
   void runDue(MonotonicTime now);
   bool empty() const { return heap_.empty(); }
   MonotonicTime earliest() const { return heap_.front()->when_; }
-  // Timers armed, in the heap or in lists (runners not counted).
-  size_t size() const { return heap_.size() - runners_in_heap_ + in_lists_; }
 
   // Lists are for timeouts at least this long (short delays are rarely cancelled), at
   // most kMaxLists distinct lengths per shard; beyond that timers use the heap.
@@ -92,8 +90,6 @@ private:
 
   std::vector<TimerImpl*> heap_;
   std::vector<std::unique_ptr<List>> lists_;
-  size_t in_lists_{0};
-  size_t runners_in_heap_{0};
   std::function<void(MonotonicTime)> on_earliest_changed_;
   std::function<void()> on_due_now_;
 };
