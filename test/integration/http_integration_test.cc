@@ -26,6 +26,7 @@
 #include "source/common/config/bootstrap_loader.h"
 #include "source/server/server.h"
 #include "test/integration/http_test_helpers.h"
+#include "test/integration/tern_server.h"
 #include "test/test_common/test_upstream.h"
 
 namespace tern {
@@ -205,22 +206,11 @@ protected:
   void startServer(const std::string& listeners, const std::string& clusters,
                    const std::string& settings = "") {
     std::string yaml = absl::StrCat("static_resources:\n  listeners:\n", listeners,
-                                    "  clusters:\n", clusters, R"(
-bootstrap_extensions:
-- name: tern.settings
-  typed_config:
-    "@type": type.googleapis.com/tern.bootstrap.v1.Settings
-    io_model: )",
-                                    GetParam(), "\n", settings);
-    envoy::config::bootstrap::v3::Bootstrap bootstrap;
-    auto st = config::parseYamlInto(yaml, bootstrap);
-    ASSERT_TRUE(st.ok()) << st.message() << "\n" << yaml;
-    server::Options opts;
-    if (settings.find("concurrency") == std::string::npos) opts.concurrency = 2;
-    auto s = server::Server::create(bootstrap, opts);
-    ASSERT_TRUE(s.ok()) << s.status().message() << "\n" << yaml;
+                                    "  clusters:\n", clusters,
+                                    test::ioModelSettings(GetParam()), settings);
+    auto s = test::startTern(yaml, settings.find("concurrency") == std::string::npos ? 2 : -1);
+    ASSERT_TRUE(s.ok()) << s.status().message();
     server_ = std::move(*s);
-    server_->start();
   }
 
   // A listener named `name` (also its stat_prefix) with an HTTP connection manager whose

@@ -14,6 +14,7 @@
 #include "source/common/buffer/block_pool.h"
 #include "source/common/config/bootstrap_loader.h"
 #include "source/server/server.h"
+#include "test/integration/tern_server.h"
 #include "test/test_common/test_upstream.h"
 
 namespace tern {
@@ -36,25 +37,13 @@ protected:
   void startServer(const std::string& listeners, const std::string& clusters,
                    const std::string& extra = "") {
     std::string yaml = absl::StrCat("static_resources:\n  listeners:\n", listeners,
-                                    "  clusters:\n", clusters, R"(
-bootstrap_extensions:
-- name: tern.settings
-  typed_config:
-    "@type": type.googleapis.com/tern.bootstrap.v1.Settings
-    io_model: )",
-                                    GetParam().io_model, "\n    tcp_splice: ",
-                                    GetParam().splice ? "true" : "false", "\n", extra);
-    envoy::config::bootstrap::v3::Bootstrap bootstrap;
-    auto st = config::parseYamlInto(yaml, bootstrap);
-    ASSERT_TRUE(st.ok()) << st.message() << "\n" << yaml;
-    server::Options opts;
-    if (opts.concurrency < 0 && extra.find("concurrency") == std::string::npos) {
-      opts.concurrency = 2;
-    }
-    auto s = server::Server::create(bootstrap, opts);
+                                    "  clusters:\n", clusters,
+                                    test::ioModelSettings(GetParam().io_model),
+                                    "    tcp_splice: ", GetParam().splice ? "true" : "false",
+                                    "\n", extra);
+    auto s = test::startTern(yaml, extra.find("concurrency") == std::string::npos ? 2 : -1);
     ASSERT_TRUE(s.ok()) << s.status().message();
     server_ = std::move(*s);
-    server_->start();
   }
 
   static std::string tcpListener(const std::string& name, const std::string& tcp_proxy_fields) {

@@ -16,8 +16,8 @@ namespace test {
 // at the end of a bootstrap's YAML.
 std::string ioModelSettings(absl::string_view io_model);
 
-// Parses `yaml` (an Envoy bootstrap) and starts a server with `concurrency` workers. An
-// error says why, with the YAML.
+// Parses `yaml` (an Envoy bootstrap) and starts a server with `concurrency` workers (-1:
+// as the bootstrap's settings say). An error says why, with the YAML.
 absl::StatusOr<std::unique_ptr<server::Server>> startTern(const std::string& yaml, int concurrency = 2);
 
 } // namespace test
