@@ -552,10 +552,11 @@ absl::Status Parser::parseHead(absl::string_view in, size_t& consumed) {
     if (*p == ' ' || *p == '\t') return bad("obsolete line folding");
     const char* const name_begin = p;
     // The name, lower-cased as it is read: on the stack unless it is unusually long.
-    char stack_name[128 + 16]; // 16 spare: the vector path stores whole blocks
+    constexpr size_t kStackName = 128;
+    char stack_name[kStackName + 16]; // 16 spare: the vector path stores whole blocks
     {
       char* out = stack_name;
-      const char* stop = in_end - p > 128 ? p + 128 : in_end;
+      const char* stop = size_t(in_end - p) > kStackName ? p + kStackName : in_end;
       out = lowerNameRun(p, stop, out);
       char l;
       while (p < stop && (l = kTchar.lower[static_cast<unsigned char>(*p)]) != 0) *out++ = l, p++;
@@ -584,7 +585,7 @@ absl::Status Parser::parseHead(absl::string_view in, size_t& consumed) {
     if (size_t(p - in.data()) > limit) return absl::ResourceExhaustedError("headers too large");
     std::string long_name;
     const char* lowered = stack_name;
-    if (name_len > 128) {
+    if (name_len > kStackName) {
       long_name.resize(name_len);
       lowerToken(absl::string_view(name_begin, name_len), long_name.data());
       lowered = long_name.data();

@@ -112,10 +112,8 @@ void* reallocate(void* payload, size_t size, void* ud) {
   } else if (size <= classSize(c)) {
     return payload; // still fits its block
   }
-  // The old size: a class block's whole payload, or (direct) at least what is asked now
-  // if it shrinks, and otherwise the caller's data ends within the old block; copying
-  // the smaller of the two is always in bounds for class blocks. Direct blocks shrinking
-  // into a class copy `size` bytes, which they hold.
+  // Copy what both blocks can hold: a class block's capacity when it grows; a direct block
+  // (always larger than the largest class) moving into a class keeps `size` bytes.
   void* fresh = allocate(size, ud);
   if (fresh == nullptr) return nullptr;
   const size_t old = c == kDirect ? size : classSize(c);

@@ -1,7 +1,5 @@
 #include "extensions/codecs/http2/codec_impl.h"
 
-#include "extensions/codecs/http2/allocator.h"
-
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
@@ -13,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "extensions/codecs/http2/allocator.h"
 #include "source/common/common/logger.h"
 
 namespace tern {

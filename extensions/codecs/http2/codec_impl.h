@@ -1,6 +1,5 @@
 #pragma once
 
-#include "source/common/common/recycler.h"
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -10,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "source/common/buffer/buffer.h"
+#include "source/common/common/recycler.h"
 #include "source/common/event/dispatcher.h"
 #include "source/common/http/codec.h"
 #include "source/common/network/connection.h"

@@ -9,8 +9,8 @@ namespace common {
 // Per-thread free lists for the few objects every proxied request creates and destroys
 // (streams, header maps, timers, filters). glibc's tcache costs about 140 instructions per
 // malloc/free pair on these paths; popping a free list costs about 10, which callgrind
-// counted as ~1,300 instructions per HTTP/1 request (docs/design.md, "Request-path
-// allocations"). A thread keeps at most kCap objects of a type: the memory is reused, not
+// counted as ~1,300 instructions per HTTP/1 request (docs/design.md, "HTTP performance:
+// what made it cheaper"). A thread keeps at most kCap objects of a type: the memory is reused, not
 // hoarded. Objects may be freed on another thread than the one that made them (raw_epoll
 // moves shards between pool threads): they join that thread's list.
 //

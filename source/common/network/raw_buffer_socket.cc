@@ -20,11 +20,6 @@ inline ssize_t sysWritev(int fd, const iovec* iov, size_t n) {
 }
 
 } // namespace
-} // namespace network
-} // namespace tern
-
-namespace tern {
-namespace network {
 
 IoResult RawBufferSocket::doRead(int fd, buffer::Buffer& buf, uint64_t max_bytes,
                                  bool stop_on_short_read) {

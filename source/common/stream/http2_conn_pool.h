@@ -3,11 +3,8 @@
 #include <list>
 #include <memory>
 
-#include "source/common/common/recycler.h"
-#include <list>
-#include <memory>
-
 #include "extensions/codecs/http2/codec_impl.h"
+#include "source/common/common/recycler.h"
 #include "source/common/http/codec.h"
 #include "source/common/network/connection_impl.h"
 #include "source/common/stream/conn_pool.h"
