@@ -19,17 +19,6 @@ const char* resetReasonName(StreamResetReason r) {
   return "unknown";
 }
 
-bool isHopByHop(absl::string_view name) {
-  switch (name.size()) {
-  case 2: return name == "te";
-  case 7: return name == "upgrade";
-  case 10: return name == "connection" || name == "keep-alive";
-  case 16: return name == "proxy-connection";
-  case 17: return name == "transfer-encoding";
-  default: return false;
-  }
-}
-
 bool decodeHttp2Settings(absl::string_view value, std::string* payload) {
   while (!value.empty() && value.back() == '=') value.remove_suffix(1);
   // Checked here: absl's decoder would skip whitespace.

@@ -33,8 +33,17 @@ bool decodeHttp2Settings(absl::string_view value, std::string* payload);
 
 // Fields that describe one hop and never travel as they are (RFC 9110 7.6.1, RFC 9113
 // 8.2.2): connection, keep-alive, proxy-connection, te, transfer-encoding, upgrade.
-// `name` is lower-case.
-bool isHopByHop(absl::string_view name);
+// `name` is lower-case. Inline: the HTTP/1 encoder asks for every field it writes.
+inline bool isHopByHop(absl::string_view name) {
+  switch (name.size()) {
+  case 2: return name == "te";
+  case 7: return name == "upgrade";
+  case 10: return name == "connection" || name == "keep-alive";
+  case 16: return name == "proxy-connection";
+  case 17: return name == "transfer-encoding";
+  default: return false;
+  }
+}
 
 // Receives one direction of a stream: request on the server side, response on the client.
 class StreamDecoder {
