@@ -14,7 +14,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -91,7 +93,6 @@ public:
     // Missing peers are a broken setup, not a reason to skip.
     ASSERT_TRUE(missing.empty()) << "missing: " << absl::StrJoin(missing, ", ");
 
-    for (auto* s : {&bolt_v1_, &bolt_v2_, &bolt_other_, &dubbo_v1_, &dubbo_v2_, &dubbo_canary_}) s->port = test::freePort();
     bolt_v1_.args = {"--name", "v1"};
     bolt_v2_.args = {"--name", "v2", "--version", "2.0"};
     bolt_other_.args = {"--name", "other", "--services", "com.tern.test.OtherService,com.tern.test.EchoService"};
@@ -107,7 +108,7 @@ public:
   }
 
   struct Peer {
-    uint16_t port{0};
+    uint16_t port{0}; // 0 until started: the peer binds port 0 and reports the one it got
     std::vector<std::string> args;
     std::unique_ptr<ChildProcess> proc;
   };
@@ -116,10 +117,16 @@ public:
     argv.insert(argv.end(), p.args.begin(), p.args.end());
     p.proc = std::make_unique<ChildProcess>(argv, std::vector<std::string>{"NODE_PATH=" + *node_path_});
     std::string line;
-    if (!p.proc->error().empty() || !p.proc->readLine(line, 20000) || !absl::StartsWith(line, "ready")) {
+    int port = 0;
+    if (!p.proc->error().empty() || !p.proc->readLine(line, 20000) || !absl::StartsWith(line, "ready ") ||
+        !absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(6)), &port) || port <= 0 || port > 65535) {
       ADD_FAILURE() << "peer " << script << " did not start: " << line << "\n" << p.proc->stderrText();
       return false;
     }
+    // Chosen by the kernel at bind: a port picked beforehand and freed could be taken by
+    // another socket before the peer binds it (seen once under ASan: "can not find
+    // available port"). A restart asks for the same port again.
+    p.port = static_cast<uint16_t>(port);
     return true;
   }
 
